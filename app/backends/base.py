@@ -1,0 +1,133 @@
+"""What the gateway needs from one backend replica, whatever its transport."""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.config import BackendConfig
+from app.jsonrpc import ErrorCode, GatewayError, Message
+
+
+@dataclass(frozen=True)
+class Event:
+    """One message from upstream, with its SSE event id and `retry` hint when it came over SSE."""
+
+    message: Message | None
+    event_id: str | None = None
+    retry: int | None = None
+    #: The replica that sent it (set for server-to-client requests, whose answer must go back there).
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """What the gateway declares when it opens an upstream session on a client's behalf."""
+
+    protocol_version: str
+    capabilities: dict[str, Any] = field(default_factory=dict)
+    client_info: dict[str, Any] = field(default_factory=dict)
+
+    def initialize_params(self) -> dict[str, Any]:
+        return {
+            "protocolVersion": self.protocol_version,
+            "capabilities": self.capabilities,
+            "clientInfo": self.client_info or {"name": "mcp-gateway", "version": "0"},
+        }
+
+
+@dataclass
+class Opened:
+    """An upstream session: its id (None for connection-scoped transports) and initialize result."""
+
+    session_id: str | None
+    protocol_version: str
+    result: dict[str, Any]
+
+
+class UpstreamSessionGone(Exception):
+    """The backend no longer knows the upstream session (HTTP 404): open a new one and retry."""
+
+
+class BackendFailure(GatewayError):
+    """The backend could not be reached or did not answer in time."""
+
+    def __init__(self, namespace: str, backend: str, reason: str, timeout: bool = False, connect: bool = False):
+        code = ErrorCode.BACKEND_TIMEOUT if timeout else ErrorCode.BACKEND_UNAVAILABLE
+        what = "timed out" if timeout else "is unavailable"
+        super().__init__(
+            code,
+            f"Backend for namespace '{namespace}' {what}: {reason}",
+            data={"namespace": namespace, "backend": backend},
+        )
+        self.connect = connect
+
+
+class Backend(abc.ABC):
+    """One replica of an MCP server. Subclasses keep their connections pooled and reused."""
+
+    #: True when one shared upstream session serves every gateway session (stdio, WebSocket).
+    shared_session = False
+
+    def __init__(self, namespace: str, config: BackendConfig):
+        self.namespace = namespace
+        self.config = config
+        self.name = config.name
+        self.in_flight = 0
+        self.down_until = 0.0
+        #: Did the last exchange with this replica succeed? None until the first one.
+        self.healthy: bool | None = None
+        #: The most recent initialize result seen from this replica (capabilities to merge).
+        self.server_result: dict[str, Any] | None = None
+
+    @property
+    def available(self) -> bool:
+        return time.monotonic() >= self.down_until
+
+    def mark_down(self, seconds: float) -> None:
+        self.down_until = time.monotonic() + seconds
+        self.healthy = False
+
+    def failure(self, reason: str, *, timeout: bool = False, connect: bool = False) -> BackendFailure:
+        return BackendFailure(self.namespace, self.name, reason, timeout=timeout, connect=connect)
+
+    async def start(self) -> None:
+        """Prepare pools; connection-scoped transports connect lazily on first use."""
+
+    @abc.abstractmethod
+    async def open_session(self, handshake: Handshake, headers: dict[str, str]) -> Opened:
+        """Run `initialize` + `notifications/initialized` upstream."""
+
+    @abc.abstractmethod
+    def request(
+        self, session_id: str | None, protocol_version: str | None, message: Message, headers: dict[str, str], owner: str
+    ) -> AsyncIterator[Event]:
+        """Send a request; yield what the backend sends for it, ending with its response."""
+
+    @abc.abstractmethod
+    async def send(
+        self,
+        session_id: str | None,
+        protocol_version: str | None,
+        message: Message,
+        headers: dict[str, str],
+        owner: str = "",
+    ) -> None:
+        """Send a notification or a response (to a server-to-client request)."""
+
+    async def listen(
+        self, session_id: str | None, protocol_version: str | None, last_event_id: str | None
+    ) -> AsyncIterator[Event]:
+        """The backend's standalone stream (HTTP GET); connection-scoped transports have none, their
+        unsolicited messages reach sessions through the gateway's hub instead."""
+        for event in ():
+            yield event
+
+    async def end_session(self, session_id: str | None, protocol_version: str | None) -> None:
+        """Tell the backend an upstream session is over (HTTP DELETE); best effort."""
+
+    async def close(self) -> None:
+        """Release connections and processes."""

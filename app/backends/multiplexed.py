@@ -1,0 +1,280 @@
+"""Connection-scoped backends (WebSocket, stdio): one upstream session per gateway replica, shared
+by every gateway session, with request ids and progress tokens rewritten so answers find their way
+back.
+
+Messages the backend sends on its own are routed like this: progress notifications by their
+(rewritten) token, exactly; server-to-client requests and log messages to the one gateway session
+with calls in flight on the connection, and refused (requests) or dropped (logs) when several
+sessions are in flight, because guessing would leak one user's data to another; `list_changed` and
+`resources/updated` notifications to every session of this replica.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import itertools
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from app import __version__, jsonrpc
+from app.backends.base import Backend, Event, Handshake, Opened
+from app.jsonrpc import Message, RequestId
+from app.protocol import LATEST_VERSION
+
+log = logging.getLogger("mcp_gateway.backends")
+
+#: Notifications queued for one call beyond this are dropped (a slow client loses progress
+#: updates, never its response).
+MAX_QUEUED_NOTIFICATIONS = 256
+
+BROADCAST_METHODS = frozenset(
+    {
+        "notifications/tools/list_changed",
+        "notifications/prompts/list_changed",
+        "notifications/resources/list_changed",
+        "notifications/resources/updated",
+    }
+)
+
+#: The shared session declares every client capability the gateway can relay; a session whose
+#: client lacks one gets the server-to-client request refused by the gateway.
+GATEWAY_HANDSHAKE = Handshake(
+    protocol_version=LATEST_VERSION,
+    capabilities={"sampling": {}, "elicitation": {}, "roots": {"listChanged": True}},
+    client_info={"name": "mcp-gateway", "version": __version__},
+)
+
+Deliver = Callable[[str | None, Message], None]
+
+
+@dataclass
+class _Call:
+    owner: str
+    client_id: RequestId | None
+    queue: asyncio.Queue[Event | BaseException] = field(default_factory=asyncio.Queue)
+
+
+def _progress_token(message: Message) -> Any:
+    meta = (message.get("params") or {}).get("_meta") or {}
+    return meta.get("progressToken")
+
+
+def _with_progress_token(message: Message, token: Any) -> Message:
+    params = dict(message.get("params") or {})
+    params["_meta"] = {**(params.get("_meta") or {}), "progressToken": token}
+    return {**message, "params": params}
+
+
+class MultiplexedBackend(Backend, abc.ABC):
+    """The shared machinery; subclasses provide a byte-message connection."""
+
+    shared_session = True
+
+    def __init__(self, namespace: str, config: Any):
+        super().__init__(namespace, config)
+        self._calls: dict[int, _Call] = {}
+        self._upstream_ids: dict[tuple[str, RequestId], int] = {}
+        self._progress: dict[str, tuple[_Call, Any]] = {}
+        self._ids = itertools.count(1)
+        self._opened: Opened | None = None
+        self._lock = asyncio.Lock()
+        self._reader: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        #: Set by the gateway: deliver an unsolicited message to one session (or None: all).
+        self.deliver: Deliver = lambda owner, message: None
+
+    # -- the connection, provided by subclasses ---------------------------------------------
+    @abc.abstractmethod
+    async def _connect(self) -> None: ...
+
+    @abc.abstractmethod
+    async def _write(self, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def _read(self) -> bytes | str | None:
+        """The next message, or None when the connection has ended."""
+
+    @abc.abstractmethod
+    async def _disconnect(self) -> None: ...
+
+    # -- session ----------------------------------------------------------------------------
+    async def _ensure_open(self) -> Opened:
+        if self._opened is not None:
+            return self._opened
+        async with self._lock:
+            if self._opened is None:
+                self._opened = await self._handshake()
+        return self._opened
+
+    async def _handshake(self) -> Opened:
+        try:
+            await self._connect()
+        except (OSError, asyncio.TimeoutError, ValueError) as exc:
+            raise self.failure(f"cannot connect ({type(exc).__name__}: {exc})", connect=True) from None
+        self._reader = asyncio.create_task(self._read_loop(), name=f"read-{self.name}")
+        request = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": GATEWAY_HANDSHAKE.initialize_params()}
+        result: dict[str, Any] = {}
+        async for event in self._call(request, owner=""):
+            if event.message and "error" in event.message:
+                await self._disconnect()
+                raise self.failure(f"initialize refused: {event.message['error'].get('message')}")
+            result = (event.message or {}).get("result") or {}
+        await self._write(jsonrpc.dumps(jsonrpc.notification("notifications/initialized")))
+        self.server_result = result
+        return Opened(None, str(result.get("protocolVersion") or LATEST_VERSION), result)
+
+    async def open_session(self, handshake: Handshake, headers: dict[str, str]) -> Opened:
+        return await self._ensure_open()
+
+    # -- calls ------------------------------------------------------------------------------
+    async def request(
+        self, session_id: str | None, protocol_version: str | None, message: Message, headers: dict[str, str], owner: str
+    ) -> AsyncIterator[Event]:
+        await self._ensure_open()
+        async for event in self._call(message, owner):
+            yield event
+
+    async def _call(self, message: Message, owner: str) -> AsyncIterator[Event]:
+        upstream_id = next(self._ids)
+        call = _Call(owner, message.get("id"))
+        outgoing = {**message, "id": upstream_id}
+        token = _progress_token(message)
+        upstream_token = f"{self.name}-{upstream_id}"
+        if token is not None:
+            outgoing = _with_progress_token(outgoing, upstream_token)
+            self._progress[upstream_token] = (call, token)
+        self._calls[upstream_id] = call
+        self._upstream_ids[(owner, call.client_id)] = upstream_id
+        try:
+            await self._send_or_fail(outgoing)
+            while True:
+                try:
+                    item = await asyncio.wait_for(call.queue.get(), self.config.timeout_seconds)
+                except asyncio.TimeoutError:
+                    self._spawn(self._cancel_upstream(upstream_id))
+                    raise self.failure(f"no answer within {self.config.timeout_seconds:g}s", timeout=True) from None
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if item.message is not None and jsonrpc.is_response(item.message) and item.message.get("id") == call.client_id:
+                    return
+        finally:
+            self._calls.pop(upstream_id, None)
+            self._upstream_ids.pop((owner, call.client_id), None)
+            self._progress.pop(upstream_token, None)
+
+    async def send(
+        self,
+        session_id: str | None,
+        protocol_version: str | None,
+        message: Message,
+        headers: dict[str, str],
+        owner: str = "",
+    ) -> None:
+        await self._ensure_open()
+        if message.get("method") == "notifications/cancelled":
+            params = message.get("params") or {}
+            upstream_id = self._upstream_ids.get((owner, params.get("requestId")))
+            if upstream_id is None:
+                return  # Not in flight here: nothing to cancel.
+            message = {**message, "params": {**params, "requestId": upstream_id}}
+        await self._send_or_fail(message)
+
+    async def _send_or_fail(self, message: Message) -> None:
+        try:
+            await self._write(jsonrpc.dumps(message))
+        except (OSError, ConnectionError, RuntimeError) as exc:
+            raise self.failure(f"connection broke ({type(exc).__name__})") from None
+
+    async def _cancel_upstream(self, upstream_id: int) -> None:
+        cancel = jsonrpc.notification("notifications/cancelled", {"requestId": upstream_id, "reason": "gateway timeout"})
+        try:
+            await self._write(jsonrpc.dumps(cancel))
+        except Exception:  # noqa: BLE001 - best effort on a connection that may be gone
+            pass
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- reading ----------------------------------------------------------------------------
+    async def _read_loop(self) -> None:
+        reason = "connection closed by the backend"
+        try:
+            while (raw := await self._read()) is not None:
+                try:
+                    message = jsonrpc.loads(raw)
+                except jsonrpc.GatewayError:
+                    log.warning("backend sent invalid JSON", extra={"namespace": self.namespace, "backend": self.name})
+                    continue
+                if isinstance(message, dict):
+                    self._dispatch(message)
+        except Exception as exc:  # noqa: BLE001 - any read failure ends this connection
+            reason = f"connection lost ({type(exc).__name__})"
+        finally:
+            self._opened = None
+            failure = self.failure(reason)
+            for call in list(self._calls.values()):
+                call.queue.put_nowait(failure)
+            self._spawn(self._disconnect())
+
+    def _sole_owner_call(self) -> _Call | None:
+        owners = {call.owner for call in self._calls.values() if call.owner}
+        if len(owners) != 1:
+            return None
+        return [call for call in self._calls.values() if call.owner][-1]
+
+    def _dispatch(self, message: Message) -> None:
+        method = message.get("method")
+        if method is None:
+            call = self._calls.get(message.get("id"))  # type: ignore[arg-type]
+            if call is not None:
+                call.queue.put_nowait(Event({**message, "id": call.client_id}))
+            return
+        if "id" in message:
+            self._dispatch_server_request(message)
+            return
+        if method in BROADCAST_METHODS:
+            self.deliver(None, message)
+            return
+        if method == "notifications/progress":
+            params = message.get("params") or {}
+            entry = self._progress.get(str(params.get("progressToken")))
+            if entry is not None:
+                call, token = entry
+                self._enqueue(call, {**message, "params": {**params, "progressToken": token}})
+            return
+        call = self._sole_owner_call()
+        if call is not None:
+            self._enqueue(call, message)
+
+    def _enqueue(self, call: _Call, message: Message) -> None:
+        if call.queue.qsize() < MAX_QUEUED_NOTIFICATIONS:
+            call.queue.put_nowait(Event(message))
+
+    def _dispatch_server_request(self, message: Message) -> None:
+        call = self._sole_owner_call()
+        if call is not None:
+            call.queue.put_nowait(Event(message))
+            return
+        error = jsonrpc.GatewayError(
+            jsonrpc.ErrorCode.INTERNAL_ERROR,
+            "mcp-gateway cannot relay this request: it is not tied to exactly one client session "
+            "on this shared connection (use a Streamable HTTP backend for per-session server requests)",
+        )
+        self._spawn(self._send_or_log(jsonrpc.error_response(message["id"], error)))
+
+    async def _send_or_log(self, message: Message) -> None:
+        try:
+            await self._write(jsonrpc.dumps(message))
+        except Exception:  # noqa: BLE001
+            log.warning("could not answer the backend", extra={"namespace": self.namespace, "backend": self.name})
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        await self._disconnect()

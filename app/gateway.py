@@ -1,0 +1,420 @@
+"""The pipeline every transport shares: session → route → backend call → map the answer back.
+
+Transports hand it decoded JSON-RPC messages with a `RequestContext` and get back `Event`s to write
+(a single response, or a stream of notifications and server requests ending with the response).
+It knows nothing of HTTP or WebSocket framing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from app import __version__
+from app.aggregate import LISTS, ListKind, aggregate, expose_items, page_result
+from app.backends import Backend, Event, create_backend
+from app.backends.multiplexed import BROADCAST_METHODS, GATEWAY_HANDSHAKE, MultiplexedBackend
+from app.config import GatewayConfig
+from app.hub import Hub
+from app.jsonrpc import ErrorCode, GatewayError, Message, error_response, is_response, result_response
+from app.protocol import negotiate
+from app.routing import PROMPT, RESOURCE, TEMPLATE, TOOL, Namespace, Router
+from app.state import SessionRecord, StateStore
+from app.upstreams import Upstreams
+
+log = logging.getLogger("mcp_gateway")
+
+#: How long the gateway remembers where a server-to-client request's answer must go.
+PENDING_TTL_SECONDS = 600
+#: Server-to-client methods and the client capability each needs.
+CLIENT_CAPABILITY = {"sampling/createMessage": "sampling", "elicitation/create": "elicitation", "roots/list": "roots"}
+#: Requests routed to one namespace, and how to find it: by name (kind) or by URI.
+ROUTED_BY_NAME = {"tools/call": TOOL, "prompts/get": PROMPT}
+ROUTED_BY_URI = ("resources/read", "resources/subscribe", "resources/unsubscribe")
+#: Every server gets these capabilities advertised; backends' own are merged in.
+BASE_CAPABILITIES: dict[str, Any] = {
+    "tools": {"listChanged": True},
+    "prompts": {"listChanged": True},
+    "resources": {"listChanged": True},
+    "logging": {},
+    "completions": {},
+}
+#: The gateway introduces itself under its own name when it only wants a server's capabilities.
+DISCOVERY_HANDSHAKE = GATEWAY_HANDSHAKE
+LIST_CHANGED_KIND = {
+    "notifications/tools/list_changed": (TOOL,),
+    "notifications/prompts/list_changed": (PROMPT,),
+    "notifications/resources/list_changed": (RESOURCE, TEMPLATE),
+}
+
+
+@dataclass
+class RequestContext:
+    """Who is asking, over what, for the pipeline's steps and telemetry."""
+
+    protocol: str
+    principal: str = "anonymous"
+    client_address: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def new_session_id() -> str:
+    """Unguessable, URL- and header-safe (visible ASCII as the specification requires)."""
+    return secrets.token_urlsafe(24)
+
+
+def _merge(into: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        elif value is not None and (into.get(key) is None or value is True):
+            into[key] = value
+    return into
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig, store: StateStore):
+        self.config = config
+        self.store = store
+        self.hub = Hub()
+        namespaces = {
+            name: Namespace(name, ns.prefix, [create_backend(name, b) for b in ns.backends], ns.balance)
+            for name, ns in config.namespaces.items()
+        }
+        self.router = Router(namespaces, config.tool_separator)
+        self.upstreams = Upstreams(store, config.replica_down_seconds)
+        self.ready = False
+        self._in_flight: dict[tuple[str, Any], str] = {}
+        only = self.router.single
+        #: One unprefixed namespace with one backend: ids pass through untouched.
+        self.passthrough = only is not None and not only.prefix and len(only.backends) == 1
+        for backend in self.backends:
+            if isinstance(backend, MultiplexedBackend):
+                backend.deliver = self._deliver_unsolicited
+
+    @property
+    def namespaces(self) -> dict[str, Namespace]:
+        return self.router.namespaces
+
+    @property
+    def backends(self) -> list[Backend]:
+        return [b for ns in self.namespaces.values() for b in ns.backends]
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self, discovery_timeout: float = 10.0) -> None:
+        """Learn each namespace's capabilities (one replica each) so `initialize` can merge them."""
+        await asyncio.gather(*(b.start() for b in self.backends))
+        await asyncio.gather(*(self._discover(ns, discovery_timeout) for ns in self.namespaces.values()))
+        self.ready = True
+
+    async def _discover(self, ns: Namespace, timeout: float) -> None:
+        backend = ns.pick()
+        try:
+            async with asyncio.timeout(timeout):
+                opened = await backend.open_session(DISCOVERY_HANDSHAKE, {})
+                await backend.end_session(opened.session_id, opened.protocol_version)
+            backend.healthy = True
+        except (GatewayError, TimeoutError) as exc:
+            backend.healthy = False
+            log.warning("backend discovery failed: %s", exc, extra={"namespace": ns.name, "backend": backend.name})
+
+    async def close(self) -> None:
+        await asyncio.gather(*(b.close() for b in self.backends), return_exceptions=True)
+        await self.store.close()
+
+    def capabilities(self) -> dict[str, Any]:
+        merged = _merge({}, BASE_CAPABILITIES)
+        for backend in self.backends:
+            _merge(merged, (backend.server_result or {}).get("capabilities") or {})
+        return merged
+
+    def instructions(self) -> str | None:
+        parts = []
+        for ns in self.namespaces.values():
+            text = next((b.server_result.get("instructions") for b in ns.backends if b.server_result), None)
+            if text:
+                parts.append(f"## {ns.name}\n{text}")
+        return "\n\n".join(parts) or None
+
+    # -- sessions -----------------------------------------------------------------------------
+    async def initialize(self, ctx: RequestContext, message: Message) -> tuple[SessionRecord, Message]:
+        """The gateway answers `initialize` itself; upstream sessions open later, lazily."""
+        params = message.get("params") or {}
+        version = negotiate(params.get("protocolVersion"))
+        record = SessionRecord(
+            id=new_session_id(),
+            principal=ctx.principal,
+            protocol_version=version,
+            client_info=params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {},
+            client_capabilities=params.get("capabilities") if isinstance(params.get("capabilities"), dict) else {},
+        )
+        await self.store.create_session(record)
+        result: dict[str, Any] = {
+            "protocolVersion": version,
+            "capabilities": self.capabilities(),
+            "serverInfo": {"name": "mcp-gateway", "title": "MCP Gateway", "version": __version__},
+        }
+        if instructions := self.instructions():
+            result["instructions"] = instructions
+        return record, result_response(message["id"], result)
+
+    async def session(self, session_id: str) -> SessionRecord:
+        record = await self.store.get_session(session_id)
+        if record is None:
+            raise GatewayError(
+                ErrorCode.SESSION_NOT_FOUND,
+                "Session not found: it expired or was ended; send initialize to start a new one",
+                http_status=404,
+            )
+        return record
+
+    async def end_session(self, record: SessionRecord) -> None:
+        removed = await self.store.delete_session(record.id)
+        await self.upstreams.end(removed or record, self.namespaces)
+
+    # -- requests -----------------------------------------------------------------------------
+    async def handle_request(self, ctx: RequestContext, record: SessionRecord, message: Message) -> AsyncIterator[Event]:
+        """Everything to send back for one request, the response last. Never raises."""
+        try:
+            async for event in self._dispatch(ctx, record, message):
+                yield event
+        except GatewayError as error:
+            log.warning("request failed: %s", error.message, extra={"method": message.get("method"), "session_id": record.id})
+            yield Event(error_response(message.get("id"), error))
+
+    async def _dispatch(self, ctx: RequestContext, record: SessionRecord, message: Message) -> AsyncIterator[Event]:
+        method = message["method"]
+        params = message.get("params") or {}
+        if method == "ping":
+            yield Event(result_response(message["id"], {}))
+        elif method == "initialize":
+            raise GatewayError(ErrorCode.INVALID_REQUEST, "Invalid Request: this session is already initialized")
+        elif method == "logging/setLevel":
+            await self._fan_out(ctx, record, message)
+            yield Event(result_response(message["id"], {}))
+        elif method in LISTS:
+            async for event in self._list(ctx, record, message, LISTS[method]):
+                yield event
+        else:
+            ns, upstream_message = await self._route(ctx, record, method, params, message)
+            async for event in self._forward(ctx, record, ns, upstream_message):
+                yield event
+
+    async def _route(
+        self, ctx: RequestContext, record: SessionRecord, method: str, params: dict[str, Any], message: Message
+    ) -> tuple[Namespace, Message]:
+        """Which namespace serves this request, and the request as that backend must see it."""
+        if method in ROUTED_BY_NAME or (method == "completion/complete" and (params.get("ref") or {}).get("type") == "ref/prompt"):
+            kind = ROUTED_BY_NAME.get(method, PROMPT)
+            holder, key = (params, "name") if method in ROUTED_BY_NAME else (params.get("ref") or {}, "name")
+            exposed = holder.get(key)
+            if not isinstance(exposed, str):
+                raise GatewayError(ErrorCode.INVALID_PARAMS, f"Invalid params: {method} needs a string '{key}'")
+            found = self.router.resolve_name(kind, exposed) or await self._relearn(ctx, record, kind, exposed)
+            if found is None:
+                raise GatewayError(ErrorCode.INVALID_PARAMS, f"Unknown {kind}: '{exposed}'", data={kind: exposed})
+            ns, original = found
+            if original == exposed:
+                return ns, message
+            rewritten = {**holder, key: original}
+            new_params = {**params, key: original} if holder is params else {**params, "ref": rewritten}
+            return ns, {**message, "params": new_params}
+        if method in ROUTED_BY_URI or method == "completion/complete":
+            holder = params if method in ROUTED_BY_URI else (params.get("ref") or {})
+            uri = holder.get("uri")
+            if not isinstance(uri, str):
+                raise GatewayError(ErrorCode.INVALID_PARAMS, f"Invalid params: {method} needs a string 'uri'")
+            ns = self.router.resolve_uri(uri) or await self._relearn_uri(ctx, record, uri)
+            if ns is None:
+                raise GatewayError(ErrorCode.INVALID_PARAMS, f"Unknown resource: '{uri}'", data={"uri": uri})
+            return ns, message
+        raise GatewayError(ErrorCode.METHOD_NOT_FOUND, f"Method not found: '{method}'", data={"method": method})
+
+    async def _relearn(self, ctx: RequestContext, record: SessionRecord, kind: str, exposed: str) -> tuple[Namespace, str] | None:
+        """A replica that has not listed yet learns unprefixed names on demand."""
+        method = "tools/list" if kind == TOOL else "prompts/list"
+        await self._learn_all(ctx, record, LISTS[method], self.router.unprefixed)
+        return self.router.resolve_name(kind, exposed)
+
+    async def _relearn_uri(self, ctx: RequestContext, record: SessionRecord, uri: str) -> Namespace | None:
+        namespaces = list(self.namespaces.values())
+        for kind in (LISTS["resources/list"], LISTS["resources/templates/list"]):
+            await self._learn_all(ctx, record, kind, namespaces)
+        return self.router.resolve_uri(uri)
+
+    async def _learn_all(self, ctx: RequestContext, record: SessionRecord, kind: ListKind, namespaces: list[Namespace]) -> None:
+        async def learn(ns: Namespace) -> None:
+            cursor: str | None = None
+            while True:
+                page = await self._fetch_page(ctx, record, ns, kind, cursor)
+                expose_items(self.router, kind, ns, page)
+                cursor = page.get("nextCursor")
+                if not cursor:
+                    return
+
+        results = await asyncio.gather(*(learn(ns) for ns in namespaces), return_exceptions=True)
+        for result in results:
+            if isinstance(result, GatewayError) and result.code == ErrorCode.CONFIGURATION_ERROR:
+                raise result
+
+    async def _fetch_page(self, ctx: RequestContext, record: SessionRecord, ns: Namespace, kind: ListKind, cursor: str | None) -> dict[str, Any]:
+        params = {"cursor": cursor} if cursor else {}
+        request = {"jsonrpc": "2.0", "id": f"gateway-list-{secrets.token_hex(4)}", "method": kind.method, "params": params}
+        response = None
+        async for event in self.upstreams.call(record, ns, request, ctx.headers):
+            if event.message is not None and is_response(event.message):
+                response = event.message
+        if response is None:
+            raise GatewayError(ErrorCode.BACKEND_UNAVAILABLE, f"Backend for namespace '{ns.name}' did not answer {kind.method}")
+        return page_result(response)
+
+    async def _list(self, ctx: RequestContext, record: SessionRecord, message: Message, kind: ListKind) -> AsyncIterator[Event]:
+        only = self.router.single
+        if only is not None:
+            # One namespace: forward verbatim (cursors, _meta and all), renaming only if prefixed.
+            async for event in self._forward(ctx, record, only, message):
+                if event.message is not None and is_response(event.message) and isinstance(event.message.get("result"), dict):
+                    expose_items(self.router, kind, only, event.message["result"])
+                yield event
+            return
+        params = message.get("params") or {}
+
+        async def fetch(ns: Namespace, cursor: str | None) -> dict[str, Any]:
+            return await self._fetch_page(ctx, record, ns, kind, cursor)
+
+        result = await aggregate(self.router, kind, params, fetch)
+        yield Event(result_response(message["id"], result))
+
+    async def _fan_out(self, ctx: RequestContext, record: SessionRecord, message: Message) -> None:
+        async def one(ns: Namespace) -> None:
+            async for _ in self.upstreams.call(record, ns, {**message, "id": f"gateway-{secrets.token_hex(4)}"}, ctx.headers):
+                pass
+
+        await asyncio.gather(*(one(ns) for ns in self.namespaces.values()), return_exceptions=True)
+
+    async def _forward(self, ctx: RequestContext, record: SessionRecord, ns: Namespace, message: Message) -> AsyncIterator[Event]:
+        """Call the namespace and relay what comes back, rewriting what crosses the gateway."""
+        key = (record.id, message.get("id"))
+        self._in_flight[key] = ns.name
+        try:
+            async for event in self.upstreams.call(record, ns, message, ctx.headers):
+                out = await self._relay(record, ns, event)
+                if out is not None:
+                    yield out
+        finally:
+            self._in_flight.pop(key, None)
+
+    async def _relay(self, record: SessionRecord, ns: Namespace, event: Event) -> Event | None:
+        event_id = f"{ns.name}:{event.event_id}" if event.event_id is not None else None
+        message = event.message
+        if message is not None and "method" in message:
+            if "id" in message:
+                message = await self._server_request(record, ns, event.source, message)
+                if message is None:
+                    return None
+            elif message["method"] in LIST_CHANGED_KIND:
+                for kind in LIST_CHANGED_KIND[message["method"]]:
+                    self.router.forget(kind, ns.name)
+        return Event(message, event_id, event.retry)
+
+    async def _server_request(self, record: SessionRecord, ns: Namespace, source: str | None, message: Message) -> Message | None:
+        """Relay a server-to-client request: check the client can answer it, give it an id unique
+        in this session, and remember where the answer goes (any replica may receive it)."""
+        needed = CLIENT_CAPABILITY.get(message["method"])
+        if needed is not None and needed not in record.client_capabilities:
+            error = GatewayError(ErrorCode.METHOD_NOT_FOUND, f"The client did not declare the '{needed}' capability")
+            await self.upstreams.reply(record, ns, source, error_response(message["id"], error))
+            return None
+        client_id = message["id"] if self.passthrough else f"gw-{secrets.token_hex(8)}"
+        route = {"namespace": ns.name, "backend": source, "id": message["id"]}
+        await self.store.put_pending(record.id, str(client_id), route, PENDING_TTL_SECONDS)
+        return {**message, "id": client_id}
+
+    # -- notifications and responses from the client -------------------------------------------
+    async def handle_notification(self, ctx: RequestContext, record: SessionRecord, message: Message) -> None:
+        method = message["method"]
+        if method == "notifications/initialized":
+            return
+        targets = list(self.namespaces.values())
+        if method == "notifications/cancelled":
+            owner = self._in_flight.get((record.id, (message.get("params") or {}).get("requestId")))
+            if owner is not None:
+                targets = [self.namespaces[owner]]
+        await asyncio.gather(
+            *(self.upstreams.send(record, ns, message, ctx.headers) for ns in targets), return_exceptions=True
+        )
+
+    async def handle_response(self, ctx: RequestContext, record: SessionRecord, message: Message) -> None:
+        """The client's answer to a server-to-client request goes back to the backend that asked."""
+        route = await self.store.pop_pending(record.id, str(message["id"]))
+        ns = self.namespaces.get(route["namespace"]) if route else None
+        if route is None or ns is None:
+            log.warning("response to an unknown server request dropped", extra={"session_id": record.id})
+            return
+        await self.upstreams.reply(record, ns, route.get("backend"), {**message, "id": route["id"]})
+
+    # -- standalone stream --------------------------------------------------------------------
+    async def listen(self, ctx: RequestContext, record: SessionRecord, last_event_id: str | None) -> AsyncIterator[Event]:  # noqa: E501
+        """Messages for the session outside any request: this replica's hub plus each upstream
+        session's own stream; with `Last-Event-ID`, a resumption of that one upstream stream.
+        Checks happen here, before the stream starts, so they can still be HTTP errors."""
+        sources: list[tuple[Namespace, str | None]] = []
+        if last_event_id:
+            ns_name, _, upstream_id = last_event_id.partition(":")
+            ns = self.namespaces.get(ns_name)
+            if ns is None or ns.name not in record.upstreams:
+                raise GatewayError(ErrorCode.INVALID_PARAMS, "Unknown Last-Event-ID", http_status=400)
+            sources.append((ns, upstream_id))
+        else:
+            sources.extend((self.namespaces[n], None) for n in record.upstreams if n in self.namespaces)
+        return self._stream(record, sources, hub=not last_event_id)
+
+    async def _stream(self, record: SessionRecord, sources: list[tuple[Namespace, str | None]], hub: bool) -> AsyncIterator[Event]:
+        queue: asyncio.Queue[Event | None] = asyncio.Queue(256)
+
+        async def pump(ns: Namespace, resume: str | None) -> None:
+            binding = record.upstreams[ns.name]
+            backend = ns.backend(binding.backend)
+            try:
+                if backend is not None:
+                    async for event in backend.listen(binding.session_id, binding.protocol_version, resume):
+                        relayed = await self._relay(record, ns, event)
+                        if relayed is not None:
+                            await queue.put(relayed)
+            except GatewayError as exc:
+                log.info("upstream stream ended: %s", exc.message, extra={"namespace": ns.name})
+            finally:
+                await queue.put(None)
+
+        inbox = self.hub.subscribe(record.id)
+
+        async def pump_hub() -> None:
+            while True:
+                await queue.put(Event(await inbox.get()))
+
+        tasks = [asyncio.create_task(pump(ns, resume)) for ns, resume in sources]
+        open_sources = len(tasks) + (1 if hub else 0)
+        if hub:
+            tasks.append(asyncio.create_task(pump_hub()))
+        try:
+            while open_sources:
+                event = await queue.get()
+                if event is None:
+                    open_sources -= 1
+                else:
+                    yield event
+        finally:
+            for task in tasks:
+                task.cancel()
+            self.hub.unsubscribe(record.id, inbox)
+
+    def _deliver_unsolicited(self, owner: str | None, message: Message) -> None:
+        if message.get("method") in BROADCAST_METHODS:
+            for kind in LIST_CHANGED_KIND.get(message["method"], ()):
+                for ns in self.namespaces.values():
+                    self.router.forget(kind, ns.name)
+        self.hub.publish(owner, message)

@@ -1,0 +1,40 @@
+"""Health endpoints: `/health` (the operations guide's payload), `/healthz` (liveness), `/readyz`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.gateway import Gateway
+
+
+def namespace_status(gateway: Gateway) -> dict[str, str]:
+    """`healthy` when every replica answers, `degraded` when some do, `unhealthy` when none do."""
+    statuses = {}
+    for name, ns in gateway.namespaces.items():
+        up = sum(1 for b in ns.backends if b.healthy)
+        statuses[name] = "healthy" if up == len(ns.backends) else "degraded" if up else "unhealthy"
+    return statuses
+
+
+async def health_payload(gateway: Gateway) -> tuple[dict[str, Any], int]:
+    store_ok = await gateway.store.ping()
+    backends = namespace_status(gateway)
+    if gateway.config.redis_url:
+        redis = "connected" if store_ok else "disconnected"
+    else:
+        redis = "not_configured"
+    sessions = await gateway.store.count_sessions() if store_ok else 0
+    if not store_ok or all(s == "unhealthy" for s in backends.values()):
+        status, code = "unhealthy", 503
+    elif any(s != "healthy" for s in backends.values()):
+        status, code = "degraded", 200
+    else:
+        status, code = "healthy", 200
+    return {"status": status, "backends": backends, "redis": redis, "sessions_active": sessions}, code
+
+
+async def readiness(gateway: Gateway) -> tuple[dict[str, Any], int]:
+    """Ready once start-up discovery has run and the state store answers."""
+    store_ok = await gateway.store.ping()
+    ready = gateway.ready and store_ok
+    return {"ready": ready, "state_store": "ok" if store_ok else "unreachable"}, 200 if ready else 503

@@ -1,0 +1,76 @@
+"""The ASGI application: routes of every edge, and the gateway's lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.responses import Response
+
+from app import __version__
+from app.config import GatewayConfig
+from app.gateway import Gateway
+from app.health import health_payload, readiness
+from app.state import open_store
+from app.transports.http import StreamableHttp, json_response
+from app.transports.origin import OriginPolicy
+from app.transports.websocket import serve_websocket
+
+log = logging.getLogger("mcp_gateway")
+
+
+def create_app(config: GatewayConfig) -> FastAPI:
+    gateway = Gateway(config, open_store(config.redis_url, config.session_ttl_seconds))
+    policy = OriginPolicy(config)
+    http = StreamableHttp(gateway, policy)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Discovery runs in the background: the process answers /healthz at once and /readyz
+        # turns 200 when backends have been asked for their capabilities.
+        starting = asyncio.create_task(gateway.start())
+        log.info("gateway starting", extra={"host": config.host, "port": config.port, "namespaces": list(config.namespaces)})
+        try:
+            yield
+        finally:
+            starting.cancel()
+            await gateway.close()
+            log.info("gateway stopped")
+
+    app = FastAPI(title="MCP Gateway", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.gateway = gateway
+
+    @app.post("/mcp")
+    async def mcp_post(request: Request) -> Response:
+        return await http.post(request)
+
+    @app.get("/mcp")
+    async def mcp_get(request: Request) -> Response:
+        return await http.get(request)
+
+    @app.delete("/mcp")
+    async def mcp_delete(request: Request) -> Response:
+        return await http.delete(request)
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        await serve_websocket(gateway, policy, websocket)
+
+    @app.get("/health")
+    async def health() -> Response:
+        payload, status = await health_payload(gateway)
+        return json_response(payload, status)
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return json_response({"status": "alive"})
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        payload, status = await readiness(gateway)
+        return json_response(payload, status)
+
+    return app

@@ -1,0 +1,1 @@
+"""Edges: each turns its wire into JSON-RPC messages plus a RequestContext, and back."""

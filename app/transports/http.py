@@ -1,0 +1,181 @@
+"""MCP Streamable HTTP on `/mcp`: POST one message, GET the standalone stream, DELETE the session.
+
+Requests are answered with JSON when the backend answers at once, and with SSE streamed as it comes
+when anything precedes the response (progress, logs, server requests) or the backend streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from app import jsonrpc
+from app.backends import Event
+from app.gateway import Gateway, RequestContext
+from app.jsonrpc import ErrorCode, GatewayError, Message
+from app.protocol import SESSION_HEADER, SUPPORTED_VERSIONS, VERSION_HEADER
+from app.state import SessionRecord
+from app.transports import sse
+from app.transports.origin import OriginPolicy
+
+log = logging.getLogger("mcp_gateway.http")
+
+JSON_TYPE = "application/json"
+#: Seconds between keep-alive comments on an idle standalone stream (proxies close silent ones).
+KEEPALIVE_SECONDS = 15.0
+
+
+def json_response(message: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(jsonrpc.dumps(message), status_code=status, media_type=JSON_TYPE, headers=headers)
+
+
+def error_http(error: GatewayError, request_id: jsonrpc.RequestId | None = None) -> Response:
+    return json_response(jsonrpc.error_response(request_id, error), error.http_status, error.headers)
+
+
+def _accepts(header: str, wanted: str) -> bool:
+    kinds = {part.split(";")[0].strip().lower() for part in header.split(",")}
+    major = wanted.split("/")[0]
+    return bool(kinds & {wanted, f"{major}/*", "*/*"})
+
+
+def _bad_request(message: str, code: ErrorCode = ErrorCode.INVALID_REQUEST, status: int = 400) -> GatewayError:
+    return GatewayError(code, message, http_status=status)
+
+
+class StreamableHttp:
+    """The `/mcp` endpoint, bound to one Gateway."""
+
+    def __init__(self, gateway: Gateway, policy: OriginPolicy):
+        self.gateway = gateway
+        self.policy = policy
+        self.max_body = gateway.config.max_body_bytes
+
+    def _context(self, request: Request) -> RequestContext:
+        traceparent = request.headers.get("traceparent")
+        return RequestContext(
+            protocol="http",
+            client_address=request.client.host if request.client else None,
+            headers={"traceparent": traceparent} if traceparent else {},
+        )
+
+    async def _read_body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            raise _bad_request(f"Request body exceeds {self.max_body} bytes", status=413)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.max_body:
+                raise _bad_request(f"Request body exceeds {self.max_body} bytes", status=413)
+        return bytes(body)
+
+    def _check_version(self, request: Request) -> None:
+        version = request.headers.get(VERSION_HEADER)
+        if version is not None and version not in SUPPORTED_VERSIONS:
+            raise _bad_request(
+                f"Unsupported MCP-Protocol-Version '{version}'; supported: {', '.join(SUPPORTED_VERSIONS)}"
+            )
+
+    async def _session(self, request: Request) -> SessionRecord:
+        session_id = request.headers.get(SESSION_HEADER)
+        if not session_id:
+            raise _bad_request("Bad Request: Mcp-Session-Id header is required (send initialize first)")
+        return await self.gateway.session(session_id)
+
+    async def post(self, request: Request) -> Response:
+        message: Message | None = None
+        try:
+            self.policy.check(request.headers)
+            accept = request.headers.get("accept", "")
+            if not (_accepts(accept, JSON_TYPE) and _accepts(accept, "text/event-stream")):
+                raise _bad_request("Not Acceptable: Accept must include application/json and text/event-stream", status=406)
+            if not request.headers.get("content-type", "").lower().startswith(JSON_TYPE):
+                raise _bad_request("Unsupported Media Type: Content-Type must be application/json", status=415)
+            self._check_version(request)
+            message = jsonrpc.validate(jsonrpc.loads(await self._read_body(request)))
+            ctx = self._context(request)
+            if message.get("method") == "initialize":
+                if not jsonrpc.is_request(message):
+                    raise _bad_request("Invalid Request: initialize must be a request with an id")
+                record, response = await self.gateway.initialize(ctx, message)
+                return json_response(response, headers={SESSION_HEADER: record.id})
+            record = await self._session(request)
+            if jsonrpc.is_notification(message):
+                await self.gateway.handle_notification(ctx, record, message)
+                return Response(status_code=202)
+            if jsonrpc.is_response(message):
+                await self.gateway.handle_response(ctx, record, message)
+                return Response(status_code=202)
+            return await self._answer(ctx, record, message)
+        except GatewayError as error:
+            log.warning("request refused: %s", error.message, extra={"status": error.http_status})
+            request_id = message.get("id") if isinstance(message, dict) and "method" in message else None
+            return error_http(error, request_id)
+
+    async def _answer(self, ctx: RequestContext, record: SessionRecord, message: Message) -> Response:
+        events = self.gateway.handle_request(ctx, record, message)
+        first = await anext(events)
+        if first.event_id is None and first.message is not None and first.message.get("id") == message["id"] and jsonrpc.is_response(first.message):
+            await events.aclose()
+            return json_response(first.message)
+
+        async def stream() -> AsyncIterator[bytes]:
+            yield sse.encode(first)
+            async for event in events:
+                yield sse.encode(event)
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers=sse.SSE_HEADERS)
+
+    async def get(self, request: Request) -> Response:
+        try:
+            self.policy.check(request.headers)
+            if not _accepts(request.headers.get("accept", ""), "text/event-stream"):
+                raise _bad_request("Not Acceptable: Accept must include text/event-stream", status=406)
+            self._check_version(request)
+            record = await self._session(request)
+            events = await self.gateway.listen(self._context(request), record, request.headers.get("last-event-id"))
+        except GatewayError as error:
+            return error_http(error)
+        return StreamingResponse(_with_keepalive(events), media_type="text/event-stream", headers=sse.SSE_HEADERS)
+
+    async def delete(self, request: Request) -> Response:
+        try:
+            self.policy.check(request.headers)
+            record = await self._session(request)
+            await self.gateway.end_session(record)
+        except GatewayError as error:
+            return error_http(error)
+        return Response(status_code=204)
+
+
+async def _with_keepalive(events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
+    """SSE bytes of `events`, with a comment whenever the stream has been idle a while."""
+    queue: asyncio.Queue[Event | None] = asyncio.Queue(1)
+
+    async def pump() -> None:
+        try:
+            async for event in events:
+                await queue.put(event)
+        finally:
+            queue.put_nowait(None) if queue.empty() else None
+
+    task = asyncio.create_task(pump())
+    try:
+        yield sse.KEEPALIVE  # Flush headers now: the client knows the stream is open.
+        while True:
+            try:
+                event = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+            except asyncio.TimeoutError:
+                yield sse.KEEPALIVE
+                continue
+            if event is None:
+                return
+            yield sse.encode(event)
+    finally:
+        task.cancel()

@@ -1,0 +1,23 @@
+"""Server-Sent Events framing for Streamable HTTP responses and the standalone stream."""
+
+from __future__ import annotations
+
+from app.backends import Event
+from app.jsonrpc import dumps
+
+SSE_HEADERS = {
+    "cache-control": "no-cache, no-transform",
+    "x-accel-buffering": "no",  # Tell nginx-style proxies to stream, never buffer.
+}
+KEEPALIVE = b": keepalive\n\n"
+
+
+def encode(event: Event) -> bytes:
+    """One SSE event; a message-less event is a priming event (id and empty data)."""
+    head = b""
+    if event.event_id is not None:
+        head += b"id: " + event.event_id.encode() + b"\n"
+    if event.retry is not None:
+        head += b"retry: " + str(int(event.retry)).encode() + b"\n"
+    data = dumps(event.message) if event.message is not None else b""
+    return head + b"event: message\ndata: " + data + b"\n\n"

@@ -1,0 +1,151 @@
+"""JSON-RPC over WebSocket on `/ws` (subprotocol `mcp`, one message per text frame).
+
+The connection is the session: it starts with `initialize` and ends when the socket closes.
+Requests run concurrently (bounded per connection); a bad frame gets a JSON-RPC error and the
+connection carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from app import jsonrpc
+from app.gateway import Gateway, RequestContext
+from app.jsonrpc import ErrorCode, GatewayError, Message
+from app.state import SessionRecord
+from app.transports.origin import OriginPolicy
+
+log = logging.getLogger("mcp_gateway.websocket")
+
+SUBPROTOCOL = "mcp"
+#: Close code for a refused handshake (policy violation).
+POLICY_VIOLATION = 1008
+
+
+class WebSocketConnection:
+    """One client connection: a reader loop, request tasks, and the hub's push messages."""
+
+    def __init__(self, gateway: Gateway, websocket: WebSocket):
+        self.gateway = gateway
+        self.ws = websocket
+        self.record: SessionRecord | None = None
+        self.ctx = RequestContext(
+            protocol="websocket",
+            client_address=websocket.client.host if websocket.client else None,
+        )
+        self._send_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(gateway.config.max_in_flight_per_connection)
+        self._push: asyncio.Task[None] | None = None
+        self._touched = time.monotonic()
+
+    async def send(self, message: Message) -> None:
+        async with self._send_lock:
+            await self.ws.send_text(jsonrpc.dumps(message).decode())
+
+    async def run(self) -> None:
+        try:
+            while True:
+                frame = await self.ws.receive()
+                if frame["type"] == "websocket.disconnect":
+                    return
+                await self._on_frame(frame.get("text") if frame.get("text") is not None else frame.get("bytes"))
+        except WebSocketDisconnect:
+            return
+        finally:
+            await self._close()
+
+    async def _on_frame(self, data: str | bytes | None) -> None:
+        message: Message | None = None
+        try:
+            if data is None or len(data) > self.gateway.config.max_body_bytes:
+                raise GatewayError(ErrorCode.INVALID_REQUEST, f"Message exceeds {self.gateway.config.max_body_bytes} bytes")
+            message = jsonrpc.validate(jsonrpc.loads(data))
+            await self._on_message(message)
+        except GatewayError as error:
+            log.warning("message refused: %s", error.message)
+            request_id = message.get("id") if message and "method" in message else None
+            await self.send(jsonrpc.error_response(request_id, error))
+
+    async def _on_message(self, message: Message) -> None:
+        if message.get("method") == "initialize":
+            if self.record is not None:
+                raise GatewayError(ErrorCode.INVALID_REQUEST, "Invalid Request: this connection is already initialized")
+            if not jsonrpc.is_request(message):
+                raise GatewayError(ErrorCode.INVALID_REQUEST, "Invalid Request: initialize must be a request with an id")
+            self.record, response = await self.gateway.initialize(self.ctx, message)
+            self._push = asyncio.create_task(self._forward_pushes(self.record.id))
+            await self.send(response)
+            return
+        if self.record is None:
+            if message.get("method") == "ping" and "id" in message:
+                await self.send(jsonrpc.result_response(message["id"], {}))
+                return
+            raise GatewayError(ErrorCode.INVALID_REQUEST, "Invalid Request: send initialize first")
+        record = await self._touch(self.record)
+        if jsonrpc.is_notification(message):
+            await self.gateway.handle_notification(self.ctx, record, message)
+        elif jsonrpc.is_response(message):
+            await self.gateway.handle_response(self.ctx, record, message)
+        elif self._slots.locked():
+            raise GatewayError(
+                ErrorCode.INVALID_REQUEST,
+                f"Too many requests in flight on this connection (limit {self.gateway.config.max_in_flight_per_connection})",
+            )
+        else:
+            await self._slots.acquire()
+            task = asyncio.create_task(self._request(record, message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _touch(self, record: SessionRecord) -> SessionRecord:
+        """The open connection keeps its stored session alive without a store round trip per message."""
+        now = time.monotonic()
+        if now - self._touched > self.gateway.store.session_ttl / 3:
+            self._touched = now
+            await self.gateway.session(record.id)
+        return record
+
+    async def _request(self, record: SessionRecord, message: Message) -> None:
+        try:
+            async for event in self.gateway.handle_request(self.ctx, record, message):
+                if event.message is not None:
+                    await self.send(event.message)
+        except (WebSocketDisconnect, RuntimeError):
+            pass  # The client went away; its answer has nowhere to go.
+        finally:
+            self._slots.release()
+
+    async def _forward_pushes(self, session_id: str) -> None:
+        inbox = self.gateway.hub.subscribe(session_id)
+        try:
+            while True:
+                await self.send(await inbox.get())
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            self.gateway.hub.unsubscribe(session_id, inbox)
+
+    async def _close(self) -> None:
+        for task in [*self._tasks, *([self._push] if self._push else [])]:
+            task.cancel()
+        if self.record is not None:
+            await self.gateway.end_session(self.record)
+
+
+async def serve_websocket(gateway: Gateway, policy: OriginPolicy, websocket: WebSocket) -> None:
+    try:
+        policy.check(websocket.headers)
+    except GatewayError as error:
+        log.warning("websocket refused: %s", error.message)
+        await websocket.close(code=POLICY_VIOLATION, reason=error.message[:120])
+        return
+    if SUBPROTOCOL not in websocket.scope.get("subprotocols", []):
+        await websocket.close(code=POLICY_VIOLATION, reason="subprotocol 'mcp' required")
+        return
+    await websocket.accept(subprotocol=SUBPROTOCOL)
+    await WebSocketConnection(gateway, websocket).run()
