@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,10 @@ from app.upstreams import Upstreams
 
 log = logging.getLogger("mcp_gateway")
 
+#: How often a standalone stream looks for upstream sessions other replicas opened.
+BINDING_POLL_SECONDS = 5.0
+#: How long a first request waits for the session's new upstream stream to connect.
+ATTACH_TIMEOUT_SECONDS = 2.0
 #: How long the gateway remembers where a server-to-client request's answer must go.
 PENDING_TTL_SECONDS = 600
 #: Server-to-client methods and the client capability each needs.
@@ -86,7 +90,9 @@ class Gateway:
             for name, ns in config.namespaces.items()
         }
         self.router = Router(namespaces, config.tool_separator)
-        self.upstreams = Upstreams(store, config.replica_down_seconds)
+        self.upstreams = Upstreams(store, config.replica_down_seconds, on_bound=self._attach_streams)
+        #: Standalone streams open on this replica: session id -> attach(namespace).
+        self._followers: dict[str, Callable[[str], Awaitable[None]]] = {}
         self.ready = False
         self._in_flight: dict[tuple[str, Any], str] = {}
         only = self.router.single
@@ -358,59 +364,97 @@ class Gateway:
         await self.upstreams.reply(record, ns, route.get("backend"), {**message, "id": route["id"]})
 
     # -- standalone stream --------------------------------------------------------------------
-    async def listen(self, ctx: RequestContext, record: SessionRecord, last_event_id: str | None) -> AsyncIterator[Event]:  # noqa: E501
+    async def listen(self, ctx: RequestContext, record: SessionRecord, last_event_id: str | None) -> AsyncIterator[Event]:
         """Messages for the session outside any request: this replica's hub plus each upstream
-        session's own stream; with `Last-Event-ID`, a resumption of that one upstream stream.
-        Checks happen here, before the stream starts, so they can still be HTTP errors."""
-        sources: list[tuple[Namespace, str | None]] = []
-        if last_event_id:
-            ns_name, _, upstream_id = last_event_id.partition(":")
-            ns = self.namespaces.get(ns_name)
-            if ns is None or ns.name not in record.upstreams:
-                raise GatewayError(ErrorCode.INVALID_PARAMS, "Unknown Last-Event-ID", http_status=400)
-            sources.append((ns, upstream_id))
-        else:
-            sources.extend((self.namespaces[n], None) for n in record.upstreams if n in self.namespaces)
-        return self._stream(record, sources, hub=not last_event_id)
+        session's own stream, including upstream sessions opened after the stream started; with
+        `Last-Event-ID`, a resumption of that one upstream stream. Checks happen here, before the
+        stream starts, so they can still be HTTP errors."""
+        if not last_event_id:
+            return self._standalone(record)
+        ns_name, _, upstream_id = last_event_id.partition(":")
+        ns = self.namespaces.get(ns_name)
+        if ns is None or ns.name not in record.upstreams:
+            raise GatewayError(ErrorCode.INVALID_PARAMS, "Unknown Last-Event-ID", http_status=400)
+        return self._resume(record, ns, upstream_id)
 
-    async def _stream(self, record: SessionRecord, sources: list[tuple[Namespace, str | None]], hub: bool) -> AsyncIterator[Event]:
-        queue: asyncio.Queue[Event | None] = asyncio.Queue(256)
+    async def _upstream_events(self, record: SessionRecord, ns: Namespace, resume: str | None) -> AsyncIterator[Event]:
+        """One upstream stream, relayed; a message-less, id-less event says it has connected."""
+        binding = record.upstreams[ns.name]
+        backend = ns.backend(binding.backend)
+        if backend is None:
+            return
+        try:
+            async for event in backend.listen(binding.session_id, binding.protocol_version, resume):
+                relayed = await self._relay(record, ns, event)
+                if relayed is not None:
+                    yield relayed
+        except GatewayError as exc:
+            log.info("upstream stream ended: %s", exc.message, extra={"namespace": ns.name})
 
-        async def pump(ns: Namespace, resume: str | None) -> None:
-            binding = record.upstreams[ns.name]
-            backend = ns.backend(binding.backend)
-            try:
-                if backend is not None:
-                    async for event in backend.listen(binding.session_id, binding.protocol_version, resume):
-                        relayed = await self._relay(record, ns, event)
-                        if relayed is not None:
-                            await queue.put(relayed)
-            except GatewayError as exc:
-                log.info("upstream stream ended: %s", exc.message, extra={"namespace": ns.name})
-            finally:
-                await queue.put(None)
+    async def _resume(self, record: SessionRecord, ns: Namespace, upstream_id: str) -> AsyncIterator[Event]:
+        async for event in self._upstream_events(record, ns, upstream_id):
+            if event.message is not None or event.event_id is not None:
+                yield event
 
+    async def _attach_streams(self, session_id: str, namespace: str) -> None:
+        attach = self._followers.get(session_id)
+        if attach is not None:
+            await attach(namespace)
+
+    async def _standalone(self, record: SessionRecord) -> AsyncIterator[Event]:
+        queue: asyncio.Queue[Event] = asyncio.Queue(256)
+        pumps: dict[str, asyncio.Task[None]] = {}
+        connected: dict[str, asyncio.Event] = {}
         inbox = self.hub.subscribe(record.id)
+
+        async def pump(ns: Namespace) -> None:
+            async for event in self._upstream_events(record, ns, None):
+                if event.message is None and event.event_id is None:
+                    connected[ns.name].set()
+                else:
+                    await queue.put(event)
+            connected[ns.name].set()
+
+        async def attach(name: str) -> None:
+            """Follow the upstream session of `name`; wait (briefly) until its stream is open."""
+            if name not in pumps and name in self.namespaces and name in record.upstreams:
+                connected[name] = asyncio.Event()
+                pumps[name] = asyncio.create_task(pump(self.namespaces[name]))
+            if name in connected:
+                try:
+                    await asyncio.wait_for(connected[name].wait(), ATTACH_TIMEOUT_SECONDS)
+                except asyncio.TimeoutError:
+                    log.warning("upstream stream slow to open", extra={"namespace": name, "session_id": record.id})
 
         async def pump_hub() -> None:
             while True:
                 await queue.put(Event(await inbox.get()))
 
-        tasks = [asyncio.create_task(pump(ns, resume)) for ns, resume in sources]
-        open_sources = len(tasks) + (1 if hub else 0)
-        if hub:
-            tasks.append(asyncio.create_task(pump_hub()))
+        async def follow_other_replicas() -> None:
+            """Upstream sessions that other replicas open appear in the store; poll for them."""
+            nonlocal record
+            while True:
+                await asyncio.sleep(BINDING_POLL_SECONDS)
+                stored = await self.store.get_session(record.id)
+                if stored is None:
+                    return
+                record.upstreams.update(stored.upstreams)
+                for name in stored.upstreams:
+                    await attach(name)
+
+        self._followers[record.id] = attach
+        for name in list(record.upstreams):
+            await attach(name)
+        helpers = [asyncio.create_task(pump_hub()), asyncio.create_task(follow_other_replicas())]
         try:
-            while open_sources:
-                event = await queue.get()
-                if event is None:
-                    open_sources -= 1
-                else:
-                    yield event
+            while True:
+                yield await queue.get()
         finally:
-            for task in tasks:
+            for task in [*helpers, *pumps.values()]:
                 task.cancel()
             self.hub.unsubscribe(record.id, inbox)
+            if self._followers.get(record.id) is attach:
+                del self._followers[record.id]
 
     def _deliver_unsolicited(self, owner: str | None, message: Message) -> None:
         if message.get("method") in BROADCAST_METHODS:

@@ -15,7 +15,6 @@ MAX_QUEUED = 256
 class Hub:
     def __init__(self) -> None:
         self._subscribers: dict[str, set[asyncio.Queue[Message]]] = defaultdict(set)
-
     def subscribe(self, session_id: str) -> asyncio.Queue[Message]:
         queue: asyncio.Queue[Message] = asyncio.Queue(MAX_QUEUED)
         self._subscribers[session_id].add(queue)

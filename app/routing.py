@@ -84,7 +84,7 @@ class Router:
         return None
 
     def resolve_uri(self, uri: str) -> Namespace | None:
-        owner = self._uris.get(uri)
+        owner = self._uris.get(uri) or (self._templates[uri][1] if uri in self._templates else None)
         if owner is None:
             owner = next((ns for pattern, ns in self._templates.values() if pattern.match(uri)), None)
         if owner is None and len(self.namespaces) == 1:

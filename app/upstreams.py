@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import replace
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from app.backends import Backend, BackendFailure, Event, Handshake, UpstreamSessionGone
 from app.jsonrpc import ErrorCode, Message
@@ -20,11 +19,16 @@ from app.state import SessionRecord, StateStore, UpstreamBinding
 
 log = logging.getLogger("mcp_gateway.upstreams")
 
+OnBound = Callable[[str, str], Awaitable[None]]
+
 
 class Upstreams:
-    def __init__(self, store: StateStore, down_seconds: float):
+    def __init__(self, store: StateStore, down_seconds: float, on_bound: OnBound | None = None):
         self.store = store
         self.down_seconds = down_seconds
+        #: Awaited whenever a session gets a new upstream session, before the first request goes
+        #: there, so a standalone stream can attach to it and miss nothing the backend sends.
+        self.on_bound = on_bound
         self._background: set[asyncio.Task[None]] = set()
 
     async def _open(self, record: SessionRecord, ns: Namespace, headers: dict[str, str], avoid: Backend | None) -> tuple[Backend, UpstreamBinding]:
@@ -71,6 +75,8 @@ class Upstreams:
             if old is not None:
                 self._spawn(old.end_session(current.session_id, current.protocol_version))
         record.upstreams[ns.name] = fresh
+        if self.on_bound is not None:
+            await self.on_bound(record.id, ns.name)
         return backend, fresh
 
     async def call(self, record: SessionRecord, ns: Namespace, message: Message, headers: dict[str, str]) -> AsyncIterator[Event]:
@@ -84,8 +90,6 @@ class Upstreams:
             try:
                 async for event in backend.request(binding.session_id, binding.protocol_version, message, headers, record.id):
                     started = True
-                    if event.message is not None and "method" in event.message and "id" in event.message:
-                        event = replace(event, source=backend.name)
                     yield event
                 backend.healthy = True
                 return

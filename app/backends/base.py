@@ -19,7 +19,7 @@ class Event:
     message: Message | None
     event_id: str | None = None
     retry: int | None = None
-    #: The replica that sent it (set for server-to-client requests, whose answer must go back there).
+    #: The replica that sent it: a server-to-client request's answer must go back there.
     source: str | None = None
 
 
@@ -121,8 +121,9 @@ class Backend(abc.ABC):
     async def listen(
         self, session_id: str | None, protocol_version: str | None, last_event_id: str | None
     ) -> AsyncIterator[Event]:
-        """The backend's standalone stream (HTTP GET); connection-scoped transports have none, their
-        unsolicited messages reach sessions through the gateway's hub instead."""
+        """The backend's standalone stream (HTTP GET), opening with a message-less event once it is
+        connected. Connection-scoped transports have none: their unsolicited messages reach
+        sessions through the gateway's hub instead."""
         for event in ():
             yield event
 

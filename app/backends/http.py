@@ -70,11 +70,11 @@ class HttpBackend(Backend):
         """The messages of a JSON or SSE answer, as they arrive."""
         content_type = response.headers.get("content-type", "")
         if content_type.startswith("application/json"):
-            yield Event(jsonrpc.loads(await response.aread()))
+            yield Event(jsonrpc.loads(await response.aread()), source=self.name)
         elif content_type.startswith("text/event-stream"):
             async for sse in EventSource(response).aiter_sse():
                 message = jsonrpc.loads(sse.data) if sse.data.strip() else None
-                yield Event(message, sse.id or None, sse.retry)
+                yield Event(message, sse.id or None, sse.retry, self.name)
         elif response.status_code != 202:
             raise self.failure(f"unexpected content type {content_type!r}")
 
@@ -135,6 +135,7 @@ class HttpBackend(Backend):
             if response.status_code == 405:
                 return
             await self._check_status(response, session_id)
+            yield Event(None, source=self.name)  # The stream is open: nothing sent from now on is lost.
             async for event in self._events(response):
                 yield event
 

@@ -233,7 +233,7 @@ class MultiplexedBackend(Backend, abc.ABC):
         if method is None:
             call = self._calls.get(message.get("id"))  # type: ignore[arg-type]
             if call is not None:
-                call.queue.put_nowait(Event({**message, "id": call.client_id}))
+                call.queue.put_nowait(Event({**message, "id": call.client_id}, source=self.name))
             return
         if "id" in message:
             self._dispatch_server_request(message)
@@ -254,12 +254,12 @@ class MultiplexedBackend(Backend, abc.ABC):
 
     def _enqueue(self, call: _Call, message: Message) -> None:
         if call.queue.qsize() < MAX_QUEUED_NOTIFICATIONS:
-            call.queue.put_nowait(Event(message))
+            call.queue.put_nowait(Event(message, source=self.name))
 
     def _dispatch_server_request(self, message: Message) -> None:
         call = self._sole_owner_call()
         if call is not None:
-            call.queue.put_nowait(Event(message))
+            call.queue.put_nowait(Event(message, source=self.name))
             return
         error = jsonrpc.GatewayError(
             jsonrpc.ErrorCode.INTERNAL_ERROR,

@@ -1,0 +1,26 @@
+"""Test support: real processes (Redis, MCP backends, the gateway) on loopback, and polling helpers."""
+
+from .backends import EVERYTHING, Backend, start_backend, stdio_command
+from .gateway import GatewayProc, start_gateway
+from .net import LOOPBACK, free_port, http_status, tcp_accepts, wait_for_http, wait_until, wait_until_async
+from .process import ManagedProcess, ProcessExited
+from .redis import RedisServer
+
+__all__ = [
+    "EVERYTHING",
+    "Backend",
+    "GatewayProc",
+    "LOOPBACK",
+    "ManagedProcess",
+    "ProcessExited",
+    "RedisServer",
+    "free_port",
+    "http_status",
+    "start_backend",
+    "start_gateway",
+    "stdio_command",
+    "tcp_accepts",
+    "wait_for_http",
+    "wait_until",
+    "wait_until_async",
+]

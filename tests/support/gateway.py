@@ -1,0 +1,51 @@
+"""The gateway under test as a real process: `python -m app serve --config FILE`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .net import LOOPBACK, free_port, http_status
+from .process import ManagedProcess
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+READY_TIMEOUT = 20.0
+
+
+@dataclass
+class GatewayProc:
+    """A running gateway: `url` is its base URL (`url + "/mcp"` is the MCP endpoint)."""
+
+    url: str
+    port: int
+    proc: ManagedProcess
+    log_path: Path
+
+    def read_log(self) -> str:
+        return self.proc.read_log()
+
+
+def start_gateway(config: Mapping[str, Any], workdir: Path, env: Mapping[str, str] | None = None) -> GatewayProc:
+    """Write `config` as YAML, start the gateway on a free loopback port, wait for /readyz 200.
+
+    The environment is the test's own plus `env`; the metrics listener gets a free port
+    (`MCP_GATEWAY_METRICS_PORT=0`) unless `env` says otherwise.
+    """
+    port = free_port()
+    config_path = workdir / f"gateway-{port}.yaml"
+    config_path.write_text(yaml.safe_dump(dict(config), sort_keys=False))
+    args = [sys.executable, "-m", "app", "serve", "--config", config_path, "--host", LOOPBACK, "--port", port]
+    proc_env = {"MCP_GATEWAY_METRICS_PORT": "0", **(env or {})}
+    proc = ManagedProcess(args, workdir / f"gateway-{port}.log", env=proc_env, cwd=REPO_ROOT).start()
+    url = f"http://{LOOPBACK}:{port}"
+    try:
+        proc.wait_ready(lambda: http_status(f"{url}/readyz") == 200, READY_TIMEOUT, f"gateway not ready at {url}/readyz")
+    except BaseException:
+        proc.stop()
+        raise
+    return GatewayProc(url=url, port=port, proc=proc, log_path=proc.log_path)
