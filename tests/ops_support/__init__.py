@@ -1,0 +1,76 @@
+"""Helpers for the operations-as-code tests (tests/test_ops_*.py).
+
+- `paths`: where the Collector configs, Prometheus rules and dashboards live.
+- `contract`: the metric names and labels the gateway, bridge and router expose.
+- `promql`: every PromQL expression in the dashboards and rules, and a small reader
+  that finds the metric selectors and grouping labels in an expression.
+- `collector`: structural checks of an OpenTelemetry Collector configuration against the
+  pinned distribution's component list.
+- `prometheus`: a real `prometheus` server on a free loopback port, scraping given
+  targets and loading the project's rules, with `query` and `wait_for_series`.
+- `tools`: running promtool and amtool.
+"""
+
+from __future__ import annotations
+
+from .collector import CollectorDistribution, check_collector_config, load_distribution
+from .contract import METRICS, TARGET_LABELS, Metric, series_names
+from .paths import (
+    ALERTMANAGER_CONFIG,
+    COLLECTOR_DIR,
+    DASHBOARD_FILES,
+    DASHBOARDS_DIR,
+    PROMETHEUS_CONFIG,
+    PROMETHEUS_DIR,
+    PROMETHEUS_FEDERATION_CONFIG,
+    PROMTOOL_TESTS,
+    REPO,
+    RULE_FILES,
+)
+from .prometheus import PrometheusError, PrometheusServer, ScrapeJob
+from .promql import (
+    Expression,
+    Selector,
+    all_expressions,
+    dashboard_expressions,
+    grouping_labels,
+    metric_names,
+    recording_rule_names,
+    rule_expressions,
+    selectors,
+)
+from .tools import amtool, promtool
+
+__all__ = [
+    "ALERTMANAGER_CONFIG",
+    "COLLECTOR_DIR",
+    "DASHBOARDS_DIR",
+    "DASHBOARD_FILES",
+    "METRICS",
+    "PROMETHEUS_CONFIG",
+    "PROMETHEUS_DIR",
+    "PROMETHEUS_FEDERATION_CONFIG",
+    "PROMTOOL_TESTS",
+    "REPO",
+    "RULE_FILES",
+    "TARGET_LABELS",
+    "CollectorDistribution",
+    "Expression",
+    "Metric",
+    "PrometheusError",
+    "PrometheusServer",
+    "ScrapeJob",
+    "Selector",
+    "all_expressions",
+    "amtool",
+    "check_collector_config",
+    "dashboard_expressions",
+    "grouping_labels",
+    "load_distribution",
+    "metric_names",
+    "promtool",
+    "recording_rule_names",
+    "rule_expressions",
+    "selectors",
+    "series_names",
+]
