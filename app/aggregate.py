@@ -75,22 +75,27 @@ def expose_items(router: Router, kind: ListKind, ns: Namespace, result: dict[str
     return items
 
 
-async def aggregate(router: Router, kind: ListKind, params: dict[str, Any], fetch: FetchPage) -> dict[str, Any]:
-    """One page of the merged list."""
+async def aggregate(
+    router: Router, kind: ListKind, params: dict[str, Any], fetch: FetchPage, visible: Callable[[Namespace], bool]
+) -> dict[str, Any]:
+    """One page of the merged list, over the namespaces the caller may see."""
     namespaces = list(router.namespaces.values())
     start, first_cursor = (0, None)
     if params.get("cursor") is not None:
         start, first_cursor = decode_cursor(params["cursor"], len(namespaces))
+    wanted = [(i, ns) for i, ns in enumerate(namespaces) if i >= start and visible(ns)]
     pages = await asyncio.gather(
-        *(fetch(ns, first_cursor if i == start else None) for i, ns in enumerate(namespaces[start:], start)),
+        *(fetch(ns, first_cursor if i == start else None) for i, ns in wanted),
         return_exceptions=True,
     )
     merged: list[dict[str, Any]] = []
     failures: list[BaseException] = []
-    for index, (ns, page) in enumerate(zip(namespaces[start:], pages), start):
+    for (index, ns), page in zip(wanted, pages):
         if isinstance(page, BaseException):
             if isinstance(page, GatewayError) and page.code == ErrorCode.METHOD_NOT_FOUND:
                 continue  # This server offers no such list: nothing to merge, nothing wrong.
+            if index == start and first_cursor is not None and isinstance(page, GatewayError) and page.code == ErrorCode.INVALID_PARAMS:
+                raise page  # The backend refused the client's cursor: the client's error, not a sick backend.
             failures.append(page)
             log.warning("namespace left out of %s: %s", kind.method, page, extra={"namespace": ns.name})
             continue

@@ -6,6 +6,7 @@ all at once instead of failing on the first.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import sys
@@ -16,6 +17,8 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from app.auth.config import AuthConfig
+
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 #: Environment variables that win over the file (the container platform sets these).
@@ -24,6 +27,15 @@ ENV_OVERRIDES = {
     "MCP_GATEWAY_HOST": "host",
     "MCP_GATEWAY_PORT": "port",
 }
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class _Strict(BaseModel):
@@ -92,6 +104,7 @@ class GatewayConfig(_Strict):
     allowed_origins: list[str] = Field(default_factory=list)
     allowed_hosts: list[str] = Field(default_factory=list)
     replica_down_seconds: Annotated[float, Field(ge=0)] = 5.0
+    auth: AuthConfig = Field(default_factory=AuthConfig)
     namespaces: Annotated[dict[str, NamespaceConfig], Field(min_length=1)]
 
     @field_validator("redis_url")
@@ -107,6 +120,15 @@ class GatewayConfig(_Strict):
         if not re.fullmatch(r"[A-Za-z0-9_.\-/:]+", value):
             raise ValueError("may use only letters, digits and _ . - / :")
         return value
+
+    @model_validator(mode="after")
+    def _no_anonymous_network(self) -> GatewayConfig:
+        if self.auth.modes == {"none"} and not is_loopback(self.host):
+            raise ValueError(
+                f"auth.mode: 'none' is only allowed when the gateway binds a loopback address, not {self.host!r}; "
+                "configure jwt or api_key"
+            )
+        return self
 
     @model_validator(mode="after")
     def _names(self) -> GatewayConfig:

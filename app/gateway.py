@@ -16,6 +16,7 @@ from typing import Any
 
 from app import __version__
 from app.aggregate import LISTS, ListKind, aggregate, expose_items, page_result
+from app.auth import ANONYMOUS, Authenticator, Principal
 from app.backends import Backend, Event, create_backend
 from app.backends.multiplexed import BROADCAST_METHODS, GATEWAY_HANDSHAKE, MultiplexedBackend
 from app.config import GatewayConfig
@@ -61,7 +62,7 @@ class RequestContext:
     """Who is asking, over what, for the pipeline's steps and telemetry."""
 
     protocol: str
-    principal: str = "anonymous"
+    principal: Principal = ANONYMOUS
     client_address: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -84,6 +85,7 @@ class Gateway:
     def __init__(self, config: GatewayConfig, store: StateStore):
         self.config = config
         self.store = store
+        self.auth = Authenticator(config.auth)
         self.hub = Hub()
         namespaces = {
             name: Namespace(name, ns.prefix, [create_backend(name, b) for b in ns.backends], ns.balance)
@@ -130,6 +132,7 @@ class Gateway:
 
     async def close(self) -> None:
         await asyncio.gather(*(b.close() for b in self.backends), return_exceptions=True)
+        await self.auth.close()
         await self.store.close()
 
     def capabilities(self) -> dict[str, Any]:
@@ -153,7 +156,7 @@ class Gateway:
         version = negotiate(params.get("protocolVersion"))
         record = SessionRecord(
             id=new_session_id(),
-            principal=ctx.principal,
+            principal=ctx.principal.subject,
             protocol_version=version,
             client_info=params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {},
             client_capabilities=params.get("capabilities") if isinstance(params.get("capabilities"), dict) else {},
@@ -168,8 +171,16 @@ class Gateway:
             result["instructions"] = instructions
         return record, result_response(message["id"], result)
 
-    async def session(self, session_id: str) -> SessionRecord:
+    async def session(self, ctx: RequestContext, session_id: str) -> SessionRecord:
+        """The caller's session. Another principal's session id is answered exactly like an unknown
+        one (404), so ids cannot be probed, and the attempt is logged."""
         record = await self.store.get_session(session_id)
+        if record is not None and record.principal != ctx.principal.subject:
+            log.warning(
+                "session presented by another principal",
+                extra={"session_id": session_id, "user": ctx.principal.subject, "owner": record.principal},
+            )
+            record = None
         if record is None:
             raise GatewayError(
                 ErrorCode.SESSION_NOT_FOUND,
@@ -184,12 +195,18 @@ class Gateway:
 
     # -- requests -----------------------------------------------------------------------------
     async def handle_request(self, ctx: RequestContext, record: SessionRecord, message: Message) -> AsyncIterator[Event]:
-        """Everything to send back for one request, the response last. Never raises."""
+        """Everything to send back for one request, the response last. A failure before anything
+        was sent raises GatewayError (so HTTP can answer with its status code); a failure after
+        that ends the stream with a JSON-RPC error response."""
+        started = False
         try:
             async for event in self._dispatch(ctx, record, message):
+                started = True
                 yield event
         except GatewayError as error:
             log.warning("request failed: %s", error.message, extra={"method": message.get("method"), "session_id": record.id})
+            if not started:
+                raise
             yield Event(error_response(message.get("id"), error))
 
     async def _dispatch(self, ctx: RequestContext, record: SessionRecord, message: Message) -> AsyncIterator[Event]:
@@ -200,13 +217,14 @@ class Gateway:
         elif method == "initialize":
             raise GatewayError(ErrorCode.INVALID_REQUEST, "Invalid Request: this session is already initialized")
         elif method == "logging/setLevel":
-            await self._fan_out(ctx, record, message)
+            await self._fan_out(ctx, record, message, self._readable(ctx))
             yield Event(result_response(message["id"], {}))
         elif method in LISTS:
             async for event in self._list(ctx, record, message, LISTS[method]):
                 yield event
         else:
             ns, upstream_message = await self._route(ctx, record, method, params, message)
+            self._authorize(ctx, ns, method)
             async for event in self._forward(ctx, record, ns, upstream_message):
                 yield event
 
@@ -239,6 +257,22 @@ class Gateway:
                 raise GatewayError(ErrorCode.INVALID_PARAMS, f"Unknown resource: '{uri}'", data={"uri": uri})
             return ns, message
         raise GatewayError(ErrorCode.METHOD_NOT_FOUND, f"Method not found: '{method}'", data={"method": method})
+
+    def _readable(self, ctx: RequestContext) -> list[Namespace]:
+        return [ns for ns in self.namespaces.values() if ctx.principal.can_read(ns.name)]
+
+    @staticmethod
+    def _authorize(ctx: RequestContext, ns: Namespace, method: str) -> None:
+        """Checked on every call, not only by hiding names from lists: a guessed name is refused."""
+        allowed = ctx.principal.can_call(ns.name) if method == "tools/call" else ctx.principal.can_read(ns.name)
+        if not allowed:
+            what = "call tools in" if ctx.principal.can_read(ns.name) else "use"
+            raise GatewayError(
+                ErrorCode.FORBIDDEN,
+                f"Forbidden: '{ctx.principal.subject}' may not {what} namespace '{ns.name}'",
+                data={"namespace": ns.name},
+                http_status=403,
+            )
 
     async def _relearn(self, ctx: RequestContext, record: SessionRecord, kind: str, exposed: str) -> tuple[Namespace, str] | None:
         """A replica that has not listed yet learns unprefixed names on demand."""
@@ -280,6 +314,9 @@ class Gateway:
 
     async def _list(self, ctx: RequestContext, record: SessionRecord, message: Message, kind: ListKind) -> AsyncIterator[Event]:
         only = self.router.single
+        if only is not None and not ctx.principal.can_read(only.name):
+            yield Event(result_response(message["id"], {kind.result_key: []}))
+            return
         if only is not None:
             # One namespace: forward verbatim (cursors, _meta and all), renaming only if prefixed.
             async for event in self._forward(ctx, record, only, message):
@@ -292,15 +329,15 @@ class Gateway:
         async def fetch(ns: Namespace, cursor: str | None) -> dict[str, Any]:
             return await self._fetch_page(ctx, record, ns, kind, cursor)
 
-        result = await aggregate(self.router, kind, params, fetch)
+        result = await aggregate(self.router, kind, params, fetch, lambda ns: ctx.principal.can_read(ns.name))
         yield Event(result_response(message["id"], result))
 
-    async def _fan_out(self, ctx: RequestContext, record: SessionRecord, message: Message) -> None:
+    async def _fan_out(self, ctx: RequestContext, record: SessionRecord, message: Message, namespaces: list[Namespace]) -> None:
         async def one(ns: Namespace) -> None:
             async for _ in self.upstreams.call(record, ns, {**message, "id": f"gateway-{secrets.token_hex(4)}"}, ctx.headers):
                 pass
 
-        await asyncio.gather(*(one(ns) for ns in self.namespaces.values()), return_exceptions=True)
+        await asyncio.gather(*(one(ns) for ns in namespaces), return_exceptions=True)
 
     async def _forward(self, ctx: RequestContext, record: SessionRecord, ns: Namespace, message: Message) -> AsyncIterator[Event]:
         """Call the namespace and relay what comes back, rewriting what crosses the gateway."""
@@ -345,7 +382,7 @@ class Gateway:
         method = message["method"]
         if method == "notifications/initialized":
             return
-        targets = list(self.namespaces.values())
+        targets = self._readable(ctx)
         if method == "notifications/cancelled":
             owner = self._in_flight.get((record.id, (message.get("params") or {}).get("requestId")))
             if owner is not None:

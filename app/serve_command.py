@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from app.auth import AuthSetupError
 from app.config import ConfigError, load_config
 
 
@@ -22,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
 
     from app.logs import configure
     from app.server import create_app
+    from app.transports.websocket import max_frame_bytes
 
     configure(args.log_level)
     try:
@@ -30,14 +32,19 @@ def run(args: argparse.Namespace) -> int:
         for problem in error.problems:
             print(f"config error: {problem}", file=sys.stderr)
         return 2
+    try:
+        app = create_app(config)
+    except AuthSetupError as error:
+        print(f"config error: {error}", file=sys.stderr)
+        return 2
     uvicorn.run(
-        create_app(config),
+        app,
         host=config.host,
         port=config.port,
         log_config=None,
         access_log=False,
         ws="websockets-sansio",
-        ws_max_size=config.max_body_bytes,
+        ws_max_size=max_frame_bytes(config.max_body_bytes),
         timeout_graceful_shutdown=10,
         proxy_headers=False,
     )

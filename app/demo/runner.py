@@ -7,7 +7,6 @@ same transports at the same path (`/mcp`) with the same defaults.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 from collections.abc import Sequence
 from typing import Literal, get_args
 
@@ -18,6 +17,8 @@ from mcp.server.websocket import websocket_server
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
+
+from app.config import is_loopback
 
 Transport = Literal["stdio", "http", "ws"]
 TRANSPORTS: tuple[str, ...] = get_args(Transport)
@@ -61,7 +62,7 @@ def _listen_on(server: FastMCP, host: str, port: int) -> None:
     """
     server.settings.host = host
     server.settings.port = port
-    if not _is_loopback(host):
+    if not is_loopback(host):
         server.settings.transport_security = None
 
 
@@ -84,11 +85,3 @@ def websocket_app(server: FastMCP) -> Starlette:
 
     return Starlette(routes=[WebSocketRoute(MCP_PATH, endpoint)])
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -56,10 +56,12 @@ class StreamableHttp:
         self.policy = policy
         self.max_body = gateway.config.max_body_bytes
 
-    def _context(self, request: Request) -> RequestContext:
+    async def _context(self, request: Request) -> RequestContext:
+        """Who is asking (authenticated here, on every request: HTTP has no connection state)."""
         traceparent = request.headers.get("traceparent")
         return RequestContext(
             protocol="http",
+            principal=await self.gateway.auth.authenticate(request.headers),
             client_address=request.client.host if request.client else None,
             headers={"traceparent": traceparent} if traceparent else {},
         )
@@ -82,11 +84,11 @@ class StreamableHttp:
                 f"Unsupported MCP-Protocol-Version '{version}'; supported: {', '.join(SUPPORTED_VERSIONS)}"
             )
 
-    async def _session(self, request: Request) -> SessionRecord:
+    async def _session(self, ctx: RequestContext, request: Request) -> SessionRecord:
         session_id = request.headers.get(SESSION_HEADER)
         if not session_id:
             raise _bad_request("Bad Request: Mcp-Session-Id header is required (send initialize first)")
-        return await self.gateway.session(session_id)
+        return await self.gateway.session(ctx, session_id)
 
     async def post(self, request: Request) -> Response:
         message: Message | None = None
@@ -98,14 +100,14 @@ class StreamableHttp:
             if not request.headers.get("content-type", "").lower().startswith(JSON_TYPE):
                 raise _bad_request("Unsupported Media Type: Content-Type must be application/json", status=415)
             self._check_version(request)
+            ctx = await self._context(request)
             message = jsonrpc.validate(jsonrpc.loads(await self._read_body(request)))
-            ctx = self._context(request)
             if message.get("method") == "initialize":
                 if not jsonrpc.is_request(message):
                     raise _bad_request("Invalid Request: initialize must be a request with an id")
                 record, response = await self.gateway.initialize(ctx, message)
                 return json_response(response, headers={SESSION_HEADER: record.id})
-            record = await self._session(request)
+            record = await self._session(ctx, request)
             if jsonrpc.is_notification(message):
                 await self.gateway.handle_notification(ctx, record, message)
                 return Response(status_code=202)
@@ -138,8 +140,9 @@ class StreamableHttp:
             if not _accepts(request.headers.get("accept", ""), "text/event-stream"):
                 raise _bad_request("Not Acceptable: Accept must include text/event-stream", status=406)
             self._check_version(request)
-            record = await self._session(request)
-            events = await self.gateway.listen(self._context(request), record, request.headers.get("last-event-id"))
+            ctx = await self._context(request)
+            record = await self._session(ctx, request)
+            events = await self.gateway.listen(ctx, record, request.headers.get("last-event-id"))
         except GatewayError as error:
             return error_http(error)
         return StreamingResponse(_with_keepalive(events), media_type="text/event-stream", headers=sse.SSE_HEADERS)
@@ -147,7 +150,7 @@ class StreamableHttp:
     async def delete(self, request: Request) -> Response:
         try:
             self.policy.check(request.headers)
-            record = await self._session(request)
+            record = await self._session(await self._context(request), request)
             await self.gateway.end_session(record)
         except GatewayError as error:
             return error_http(error)

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from app.config import GatewayConfig
+from app.config import GatewayConfig, is_loopback
 from app.jsonrpc import ErrorCode, GatewayError
-
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-
-
-def _is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _hostname(authority: str) -> str:
@@ -30,7 +18,7 @@ class OriginPolicy:
     """Built once from configuration; checked on every `/mcp` request and `/ws` upgrade."""
 
     def __init__(self, config: GatewayConfig):
-        self.loopback_only = _is_loopback(config.host)
+        self.loopback_only = is_loopback(config.host)
         self.allowed_hosts = {h.lower() for h in config.allowed_hosts}
         self.allowed_origins = {o.rstrip("/").lower() for o in config.allowed_origins}
 
@@ -42,7 +30,7 @@ class OriginPolicy:
         else:
             # Bound to loopback, only loopback names can reach us legitimately; a rebinding
             # attacker's page arrives with its own domain in Host.
-            host_ok = not self.loopback_only or _is_loopback(hostname)
+            host_ok = not self.loopback_only or is_loopback(hostname)
         if not host_ok:
             raise GatewayError(ErrorCode.FORBIDDEN, f"Host '{host}' is not served here", http_status=421)
         origin = headers.get("origin")
