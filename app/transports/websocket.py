@@ -14,9 +14,11 @@ import time
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app import jsonrpc
+from app.auth import Principal
 from app.gateway import Gateway, RequestContext
 from app.jsonrpc import ErrorCode, GatewayError, Message
 from app.state import SessionRecord
+from app.transports.http import error_http
 from app.transports.origin import OriginPolicy
 
 log = logging.getLogger("mcp_gateway.websocket")
@@ -26,15 +28,23 @@ SUBPROTOCOL = "mcp"
 POLICY_VIOLATION = 1008
 
 
+def max_frame_bytes(max_body_bytes: int) -> int:
+    """The largest frame the server reads at all (uvicorn's `ws_max_size`). It is above the
+    JSON-RPC limit so that a message just over `max_body_bytes` gets a JSON-RPC error and the
+    connection goes on; a frame beyond this closes the connection (1009, message too big)."""
+    return 2 * max_body_bytes
+
+
 class WebSocketConnection:
     """One client connection: a reader loop, request tasks, and the hub's push messages."""
 
-    def __init__(self, gateway: Gateway, websocket: WebSocket):
+    def __init__(self, gateway: Gateway, websocket: WebSocket, principal: Principal):
         self.gateway = gateway
         self.ws = websocket
         self.record: SessionRecord | None = None
         self.ctx = RequestContext(
             protocol="websocket",
+            principal=principal,
             client_address=websocket.client.host if websocket.client else None,
         )
         self._send_lock = asyncio.Lock()
@@ -62,7 +72,8 @@ class WebSocketConnection:
     async def _on_frame(self, data: str | bytes | None) -> None:
         message: Message | None = None
         try:
-            if data is None or len(data) > self.gateway.config.max_body_bytes:
+            size = len(data.encode()) if isinstance(data, str) else len(data or b"")
+            if data is None or size > self.gateway.config.max_body_bytes:
                 raise GatewayError(ErrorCode.INVALID_REQUEST, f"Message exceeds {self.gateway.config.max_body_bytes} bytes")
             message = jsonrpc.validate(jsonrpc.loads(data))
             await self._on_message(message)
@@ -107,7 +118,7 @@ class WebSocketConnection:
         now = time.monotonic()
         if now - self._touched > self.gateway.store.session_ttl / 3:
             self._touched = now
-            await self.gateway.session(record.id)
+            await self.gateway.session(self.ctx, record.id)
         return record
 
     async def _request(self, record: SessionRecord, message: Message) -> None:
@@ -115,10 +126,18 @@ class WebSocketConnection:
             async for event in self.gateway.handle_request(self.ctx, record, message):
                 if event.message is not None:
                     await self.send(event.message)
+        except GatewayError as error:
+            await self._send_quietly(jsonrpc.error_response(message.get("id"), error))
         except (WebSocketDisconnect, RuntimeError):
             pass  # The client went away; its answer has nowhere to go.
         finally:
             self._slots.release()
+
+    async def _send_quietly(self, message: Message) -> None:
+        try:
+            await self.send(message)
+        except (WebSocketDisconnect, RuntimeError):
+            pass  # The client went away; its answer has nowhere to go.
 
     async def _forward_pushes(self, session_id: str) -> None:
         inbox = self.gateway.hub.subscribe(session_id)
@@ -147,5 +166,11 @@ async def serve_websocket(gateway: Gateway, policy: OriginPolicy, websocket: Web
     if SUBPROTOCOL not in websocket.scope.get("subprotocols", []):
         await websocket.close(code=POLICY_VIOLATION, reason="subprotocol 'mcp' required")
         return
+    try:
+        principal = await gateway.auth.authenticate(websocket.headers)
+    except GatewayError as error:
+        log.warning("websocket refused: %s", error.message)
+        await websocket.send_denial_response(error_http(error))
+        return
     await websocket.accept(subprotocol=SUBPROTOCOL)
-    await WebSocketConnection(gateway, websocket).run()
+    await WebSocketConnection(gateway, websocket, principal).run()
