@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from app.auth.config import AuthConfig
 
@@ -88,7 +88,64 @@ class NamespaceConfig(_Strict):
 
     prefix: bool = True
     balance: Literal["least_inflight", "round_robin"] = "least_inflight"
+    #: The call timeout of every replica that does not set its own `timeout_seconds`.
+    timeout_seconds: Annotated[float, Field(gt=0, le=3600)] | None = None
     backends: Annotated[list[BackendConfig], Field(min_length=1)]
+
+    def effective(self, backend: BackendConfig) -> BackendConfig:
+        """A replica's settings with the namespace's defaults applied (the replica's own win)."""
+        if self.timeout_seconds is None or "timeout_seconds" in backend.model_fields_set:
+            return backend
+        return backend.model_copy(update={"timeout_seconds": self.timeout_seconds})
+
+
+def _rate(value: str) -> str:
+    """A `limits` rate string such as "600/minute" or "10 per second"."""
+    from limits import parse  # Imported here: only configurations with rate limits need it.
+
+    try:
+        item = parse(value)
+    except ValueError:
+        item = None
+    if item is None or item.amount < 1:
+        raise ValueError(f"{value!r} is not a rate: write it as '<count>/<second|minute|hour|day>', e.g. '600/minute'")
+    return value
+
+
+Rate = Annotated[str, AfterValidator(_rate)]
+
+
+class BreakerConfig(_Strict):
+    """Circuit breakers, one per backend replica: closed -> open after `failure_threshold`
+    consecutive failures or an error rate of at least `error_rate` over `window_seconds` (once
+    `min_calls` calls were made there); open -> half-open after `cooldown_seconds`; half-open lets
+    `half_open_probes` calls through at once; a success closes, a failure re-opens."""
+
+    failure_threshold: Annotated[int, Field(ge=1)] = 5
+    error_rate: Annotated[float, Field(gt=0, le=1)] = 0.5
+    window_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    min_calls: Annotated[int, Field(ge=1)] = 20
+    cooldown_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    half_open_probes: Annotated[int, Field(ge=1)] = 1
+
+
+class HealthCheckConfig(_Strict):
+    """Active health checks: an MCP `ping` to every replica every `interval_seconds`."""
+
+    enabled: bool = True
+    interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0
+
+
+class RateLimitConfig(_Strict):
+    """Rate limits shared by every replica (in Redis when `redis_url` is set). `per_principal`
+    applies to each authenticated caller, `per_ip` to each client address, `namespaces` to each
+    caller's calls into one namespace (on top of the others)."""
+
+    enabled: bool = True
+    per_principal: Rate | None = "600/minute"
+    per_ip: Rate | None = "1200/minute"
+    namespaces: dict[str, Rate] = Field(default_factory=dict)
 
 
 class GatewayConfig(_Strict):
@@ -104,7 +161,11 @@ class GatewayConfig(_Strict):
     allowed_origins: list[str] = Field(default_factory=list)
     allowed_hosts: list[str] = Field(default_factory=list)
     replica_down_seconds: Annotated[float, Field(ge=0)] = 5.0
+    drain_timeout_seconds: Annotated[float, Field(ge=1, le=3600)] = 20.0
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    health_checks: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
+    rate_limits: RateLimitConfig = Field(default_factory=RateLimitConfig)
     namespaces: Annotated[dict[str, NamespaceConfig], Field(min_length=1)]
 
     @field_validator("redis_url")
@@ -128,6 +189,13 @@ class GatewayConfig(_Strict):
                 f"auth.mode: 'none' is only allowed when the gateway binds a loopback address, not {self.host!r}; "
                 "configure jwt or api_key"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _rate_limited_namespaces(self) -> GatewayConfig:
+        unknown = sorted(set(self.rate_limits.namespaces) - set(self.namespaces))
+        if unknown:
+            raise ValueError(f"rate_limits.namespaces: no such namespace: {', '.join(map(repr, unknown))}")
         return self
 
     @model_validator(mode="after")

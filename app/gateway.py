@@ -20,6 +20,7 @@ from app.auth import ANONYMOUS, Authenticator, Principal
 from app.backends import Backend, Event, create_backend
 from app.backends.multiplexed import BROADCAST_METHODS, GATEWAY_HANDSHAKE, MultiplexedBackend
 from app.config import GatewayConfig
+from app.drain import Drain
 from app.hub import Hub
 from app.jsonrpc import ErrorCode, GatewayError, Message, error_response, is_response, result_response
 from app.protocol import negotiate
@@ -86,6 +87,7 @@ class Gateway:
         self.config = config
         self.store = store
         self.auth = Authenticator(config.auth)
+        self.drain = Drain()
         self.hub = Hub()
         namespaces = {
             name: Namespace(name, ns.prefix, [create_backend(name, b) for b in ns.backends], ns.balance)

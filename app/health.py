@@ -34,7 +34,13 @@ async def health_payload(gateway: Gateway) -> tuple[dict[str, Any], int]:
 
 
 async def readiness(gateway: Gateway) -> tuple[dict[str, Any], int]:
-    """Ready once start-up discovery has run and the state store answers."""
+    """Ready once start-up discovery has run and the state store answers; not while draining."""
     store_ok = await gateway.store.ping()
-    ready = gateway.ready and store_ok
-    return {"ready": ready, "state_store": "ok" if store_ok else "unreachable"}, 200 if ready else 503
+    ready = gateway.ready and store_ok and not gateway.drain.draining
+    payload = {
+        "ready": ready,
+        "state_store": "ok" if store_ok else "unreachable",
+        "draining": gateway.drain.draining,
+        "in_flight": gateway.drain.in_flight,
+    }
+    return payload, 200 if ready else 503

@@ -30,6 +30,7 @@ class ErrorCode(IntEnum):
     BACKEND_UNAVAILABLE = -32050
     BACKEND_TIMEOUT = -32051
     CONFIGURATION_ERROR = -32053
+    SHUTTING_DOWN = -32060
 
 
 class GatewayError(Exception):

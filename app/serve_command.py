@@ -3,10 +3,48 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import socket
 import sys
+from types import FrameType
+
+import uvicorn
 
 from app.auth import AuthSetupError
 from app.config import ConfigError, load_config
+from app.drain import Drain
+
+
+#: After the drain, uvicorn's own grace period for connections still open, and time kept for
+#: flushing telemetry: together with the drain they fit in `drain_timeout_seconds`.
+SHUTDOWN_GRACE_SECONDS = 2.0
+FLUSH_RESERVE_SECONDS = 1.0
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn with a drain phase: the first SIGTERM/SIGINT drains (see app.drain) while the server
+    keeps serving, then shuts down; a second signal exits at once."""
+
+    def __init__(self, config: uvicorn.Config, drain: Drain, drain_seconds: float):
+        super().__init__(config)
+        self.drain = drain
+        self.drain_seconds = drain_seconds
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.drain.draining or self._loop is None:
+            super().handle_exit(sig, frame)
+            return
+        self._captured_signals.append(sig)
+        self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._drain_then_exit()))
+
+    async def _drain_then_exit(self) -> None:
+        await self.drain.run(self.drain_seconds)
+        self.should_exit = True
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -19,8 +57,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from app.logs import configure
     from app.server import create_app
     from app.transports.websocket import max_frame_bytes
@@ -37,15 +73,20 @@ def run(args: argparse.Namespace) -> int:
     except AuthSetupError as error:
         print(f"config error: {error}", file=sys.stderr)
         return 2
-    uvicorn.run(
-        app,
-        host=config.host,
-        port=config.port,
-        log_config=None,
-        access_log=False,
-        ws="websockets-sansio",
-        ws_max_size=max_frame_bytes(config.max_body_bytes),
-        timeout_graceful_shutdown=10,
-        proxy_headers=False,
+    server = DrainingServer(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_config=None,
+            access_log=False,
+            ws="websockets-sansio",
+            ws_max_size=max_frame_bytes(config.max_body_bytes),
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+            proxy_headers=False,
+        ),
+        app.state.gateway.drain,
+        max(1.0, config.drain_timeout_seconds - SHUTDOWN_GRACE_SECONDS - FLUSH_RESERVE_SECONDS),
     )
+    server.run()
     return 0

@@ -91,6 +91,10 @@ class StreamableHttp:
         return await self.gateway.session(ctx, session_id)
 
     async def post(self, request: Request) -> Response:
+        with self.gateway.drain.request():
+            return await self._post(request)
+
+    async def _post(self, request: Request) -> Response:
         message: Message | None = None
         try:
             self.policy.check(request.headers)
@@ -128,9 +132,10 @@ class StreamableHttp:
             return json_response(first.message)
 
         async def stream() -> AsyncIterator[bytes]:
-            yield sse.encode(first)
-            async for event in events:
-                yield sse.encode(event)
+            with self.gateway.drain.request():
+                yield sse.encode(first)
+                async for event in events:
+                    yield sse.encode(event)
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers=sse.SSE_HEADERS)
 
@@ -145,9 +150,14 @@ class StreamableHttp:
             events = await self.gateway.listen(ctx, record, request.headers.get("last-event-id"))
         except GatewayError as error:
             return error_http(error)
-        return StreamingResponse(_with_keepalive(events), media_type="text/event-stream", headers=sse.SSE_HEADERS)
+        stream = _with_keepalive(events, self.gateway.drain.stopping)
+        return StreamingResponse(stream, media_type="text/event-stream", headers=sse.SSE_HEADERS)
 
     async def delete(self, request: Request) -> Response:
+        with self.gateway.drain.request():
+            return await self._delete(request)
+
+    async def _delete(self, request: Request) -> Response:
         try:
             self.policy.check(request.headers)
             record = await self._session(await self._context(request), request)
@@ -157,8 +167,9 @@ class StreamableHttp:
         return Response(status_code=204)
 
 
-async def _with_keepalive(events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
-    """SSE bytes of `events`, with a comment whenever the stream has been idle a while."""
+async def _with_keepalive(events: AsyncIterator[Event], stopping: asyncio.Event) -> AsyncIterator[bytes]:
+    """SSE bytes of `events`, with a comment whenever the stream has been idle a while; ends when
+    the gateway drains (the client reconnects, to another replica)."""
     queue: asyncio.Queue[Event | None] = asyncio.Queue(1)
 
     async def pump() -> None:
@@ -169,16 +180,22 @@ async def _with_keepalive(events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
             queue.put_nowait(None) if queue.empty() else None
 
     task = asyncio.create_task(pump())
+    stop = asyncio.create_task(stopping.wait())
     try:
         yield sse.KEEPALIVE  # Flush headers now: the client knows the stream is open.
         while True:
-            try:
-                event = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
-            except asyncio.TimeoutError:
+            get = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({get, stop}, timeout=KEEPALIVE_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+            if get not in done:
+                get.cancel()
+                if stop in done:
+                    return
                 yield sse.KEEPALIVE
                 continue
+            event = get.result()
             if event is None:
                 return
             yield sse.encode(event)
     finally:
         task.cancel()
+        stop.cancel()

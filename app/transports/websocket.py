@@ -26,6 +26,8 @@ log = logging.getLogger("mcp_gateway.websocket")
 SUBPROTOCOL = "mcp"
 #: Close code for a refused handshake (policy violation).
 POLICY_VIOLATION = 1008
+#: Close code when the gateway drains.
+GOING_AWAY = 1001
 
 
 def max_frame_bytes(max_body_bytes: int) -> int:
@@ -52,12 +54,14 @@ class WebSocketConnection:
         self._slots = asyncio.Semaphore(gateway.config.max_in_flight_per_connection)
         self._push: asyncio.Task[None] | None = None
         self._touched = time.monotonic()
+        self._closing: asyncio.Task[None] | None = None
 
     async def send(self, message: Message) -> None:
         async with self._send_lock:
             await self.ws.send_text(jsonrpc.dumps(message).decode())
 
     async def run(self) -> None:
+        unregister = self.gateway.drain.on_stop(self._begin_close)
         try:
             while True:
                 frame = await self.ws.receive()
@@ -67,7 +71,20 @@ class WebSocketConnection:
         except WebSocketDisconnect:
             return
         finally:
+            unregister()
             await self._close()
+
+    def _begin_close(self) -> None:
+        """The gateway drains: answer what is in flight, then close with 1001 (going away)."""
+        if self._closing is None:
+            self._closing = asyncio.create_task(self._close_when_idle())
+
+    async def _close_when_idle(self) -> None:
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await self.ws.close(code=GOING_AWAY, reason="server shutting down")
+        except RuntimeError:
+            pass  # Already closed by the client.
 
     async def _on_frame(self, data: str | bytes | None) -> None:
         message: Message | None = None
@@ -102,6 +119,8 @@ class WebSocketConnection:
             await self.gateway.handle_notification(self.ctx, record, message)
         elif jsonrpc.is_response(message):
             await self.gateway.handle_response(self.ctx, record, message)
+        elif self._closing is not None:
+            raise GatewayError(ErrorCode.SHUTTING_DOWN, "Server shutting down: reconnect to send new requests")
         elif self._slots.locked():
             raise GatewayError(
                 ErrorCode.INVALID_REQUEST,
@@ -123,6 +142,13 @@ class WebSocketConnection:
 
     async def _request(self, record: SessionRecord, message: Message) -> None:
         try:
+            with self.gateway.drain.request():
+                await self._answer(record, message)
+        finally:
+            self._slots.release()
+
+    async def _answer(self, record: SessionRecord, message: Message) -> None:
+        try:
             async for event in self.gateway.handle_request(self.ctx, record, message):
                 if event.message is not None:
                     await self.send(event.message)
@@ -130,8 +156,6 @@ class WebSocketConnection:
             await self._send_quietly(jsonrpc.error_response(message.get("id"), error))
         except (WebSocketDisconnect, RuntimeError):
             pass  # The client went away; its answer has nowhere to go.
-        finally:
-            self._slots.release()
 
     async def _send_quietly(self, message: Message) -> None:
         try:
@@ -165,6 +189,11 @@ async def serve_websocket(gateway: Gateway, policy: OriginPolicy, websocket: Web
         return
     if SUBPROTOCOL not in websocket.scope.get("subprotocols", []):
         await websocket.close(code=POLICY_VIOLATION, reason="subprotocol 'mcp' required")
+        return
+    if gateway.drain.draining:
+        await websocket.send_denial_response(
+            error_http(GatewayError(ErrorCode.SHUTTING_DOWN, "Server shutting down", http_status=503))
+        )
         return
     try:
         principal = await gateway.auth.authenticate(websocket.headers)
