@@ -79,6 +79,8 @@ def test_a_stream_resumes_on_another_replica_with_last_event_id(replicas: tuple[
     events = parse_sse(response.text)
     ids = [event["id"] for event in events if "id" in event]
     assert ids and all(event_id.startswith("web:") for event_id in ids), events
+    priming = events[0]
+    assert priming["data"] is None and priming["retry"] == "1500"  # The backend's hint reaches the client.
     first_progress = next(e for e in events if e["data"] and e["data"].get("method") == "notifications/progress")
 
     # The client lost the stream after the first progress event; it resumes on the other replica.

@@ -204,3 +204,22 @@ async def test_a_sick_namespace_does_not_hide_the_others(tmp_path: Any) -> None:
             assert text(await session.call_tool("ok__echo", {"text": "still fine"})) == "still fine"
     finally:
         gateway.proc.stop()
+
+
+async def test_resumable_backends_work_for_sdk_clients(tmp_path: Any) -> None:
+    """Priming events, event ids and retry hints pass through without confusing the client."""
+    backend = start_backend("res", tmp_path, "http", resumable=True)
+    gateway = start_gateway({"namespaces": {"res": {"backends": [{"name": "res-1", "url": backend.url}]}}}, tmp_path)
+    seen: list[float] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(progress)
+
+    try:
+        async with connect(f"{gateway.url}/mcp") as session:
+            await session.call_tool("res__progress", {"steps": 2}, progress_callback=on_progress)
+            assert text(await session.call_tool("res__sample", {"prompt": "p"})) == "sampled:p"
+        assert seen == [1, 2]
+    finally:
+        gateway.proc.stop()
+        backend.proc.stop()

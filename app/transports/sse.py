@@ -19,5 +19,6 @@ def encode(event: Event) -> bytes:
         head += b"id: " + event.event_id.encode() + b"\n"
     if event.retry is not None:
         head += b"retry: " + str(int(event.retry)).encode() + b"\n"
-    data = dumps(event.message) if event.message is not None else b""
-    return head + b"event: message\ndata: " + data + b"\n\n"
+    if event.message is None:
+        return head + b"data: \n\n"
+    return head + b"event: message\ndata: " + dumps(event.message) + b"\n\n"

@@ -1,7 +1,8 @@
 """A test backend exercising every MCP feature the gateway must carry, built on the official SDK.
 
 Run: `python tests/servers/everything.py --name NAME [--transport stdio|http|ws] [--host H]
-[--port N] [--json-response] [--stateless] [--resumable] [--page-size N] [--extra-tools K]`.
+[--port N] [--json-response] [--stateless] [--resumable] [--page-size N] [--extra-tools K]
+[--extra-prompts K] [--extra-resources K]`.
 
 NAME shows up in `whoami`, in the `info://NAME` resource and in prompt text, so tests can
 tell replicas apart.
@@ -20,6 +21,8 @@ from event_store import InMemoryEventStore
 from mcp import types
 from mcp.server.fastmcp import Context, FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
+from mcp.server.fastmcp.prompts import Prompt
+from mcp.server.fastmcp.resources import FunctionResource
 from mcp.server.lowlevel import NotificationOptions
 from mcp.server.session import ServerSession
 from pagination import paginate
@@ -28,6 +31,8 @@ from starlette.requests import Request
 
 from app.demo.runner import add_transport_arguments, serve
 
+#: The `retry` hint (ms) a resumable server puts on its priming events.
+RETRY_MS = 1500
 ITEMS = ("apple", "apricot", "banana", "blueberry", "cherry")
 ITEMS_TEMPLATE = "items://{server}/{{item_id}}"  # per server: two servers never share it
 LOG_LEVELS: tuple[types.LoggingLevel, ...] = get_args(types.LoggingLevel)
@@ -47,6 +52,8 @@ def build(
     resumable: bool = False,
     page_size: int | None = None,
     extra_tools: int = 0,
+    extra_prompts: int = 0,
+    extra_resources: int = 0,
 ) -> FastMCP:
     """The server, with the Streamable HTTP options it is asked for (other transports ignore them)."""
     server = FastMCP(
@@ -55,6 +62,7 @@ def build(
         json_response=json_response,
         stateless_http=stateless,
         event_store=InMemoryEventStore() if resumable else None,
+        retry_interval=RETRY_MS if resumable else None,
     )
     _add_tools(server)
     _add_client_requests(server)
@@ -62,6 +70,11 @@ def build(
     _add_prompts_and_resources(server)
     for i in range(extra_tools):
         server.add_tool(_constant(f"t{i}"), name=f"t{i}", description=f"Trivial tool number {i}.")
+    for i in range(extra_prompts):
+        server.add_prompt(Prompt.from_function(_constant(f"prompt {i}"), name=f"p{i}", description=f"Trivial prompt number {i}."))
+    for i in range(extra_resources):
+        uri = f"extra://{name}/{i}"
+        server.add_resource(FunctionResource.from_function(_constant(f"resource {i}"), uri=uri, name=f"r{i}", mime_type="text/plain"))
     if page_size:
         paginate(server, page_size)
     _advertise_list_changed(server)
@@ -243,6 +256,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--resumable", action="store_true", help="HTTP: SSE event ids and Last-Event-ID replay")
     parser.add_argument("--page-size", type=int, default=None, help="paginate tools/prompts/resources lists")
     parser.add_argument("--extra-tools", type=int, default=0, help="add trivial tools t0..t{K-1}")
+    parser.add_argument("--extra-prompts", type=int, default=0, help="add trivial prompts p0..p{K-1}")
+    parser.add_argument("--extra-resources", type=int, default=0, help="add resources extra://NAME/0..K-1")
     args = parser.parse_args(argv)
     server = build(
         args.name,
@@ -251,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         resumable=args.resumable,
         page_size=args.page_size,
         extra_tools=args.extra_tools,
+        extra_prompts=args.extra_prompts,
+        extra_resources=args.extra_resources,
     )
     serve(server, args.transport, host=args.host, port=args.port)
 
