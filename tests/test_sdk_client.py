@@ -223,3 +223,17 @@ async def test_resumable_backends_work_for_sdk_clients(tmp_path: Any) -> None:
     finally:
         gateway.proc.stop()
         backend.proc.stop()
+
+
+@pytest.mark.parametrize("ns", TRANSPORT_NAMESPACES)
+def test_server_requests_for_undeclared_capabilities_are_refused(gateway_url: str, ns: str) -> None:
+    """A client that declared no `sampling` capability is never sent a sampling request."""
+    from tests.support.mcp_http import RawSession, messages
+
+    raw = RawSession(gateway_url.removesuffix("/mcp"))
+    raw.initialize(capabilities={})
+    response = raw.request("tools/call", {"name": f"{ns}__sample", "arguments": {"prompt": "hi"}})
+    relayed = messages(response)
+    assert not any(m.get("method") == "sampling/createMessage" for m in relayed)
+    result = relayed[-1]["result"]
+    assert result["isError"] is True and "sampling" in result["content"][0]["text"]
