@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from app.serve_command import register as register_serve
 from app.config_command import register as register_check_config
+from app.ops import register as register_dashboards
+from app.serve_command import register as register_serve
+from app.tcp_bridge.command import register as register_bridge
 
-REGISTRARS = [register_serve, register_check_config]
+REGISTRARS = [register_serve, register_check_config, register_bridge, register_dashboards]

@@ -26,6 +26,8 @@ ENV_OVERRIDES = {
     "MCP_GATEWAY_REDIS_URL": "redis_url",
     "MCP_GATEWAY_HOST": "host",
     "MCP_GATEWAY_PORT": "port",
+    "MCP_GATEWAY_METRICS_PORT": "metrics_port",
+    "MCP_GATEWAY_METRICS_HOST": "metrics_host",
 }
 
 
@@ -101,7 +103,7 @@ class NamespaceConfig(_Strict):
 
 def _rate(value: str) -> str:
     """A `limits` rate string such as "600/minute" or "10 per second"."""
-    from limits import parse  # Imported here: only configurations with rate limits need it.
+    from limits import parse  # Imported here: only a configuration that sets a rate needs it.
 
     try:
         item = parse(value)
@@ -148,11 +150,27 @@ class RateLimitConfig(_Strict):
     namespaces: dict[str, Rate] = Field(default_factory=dict)
 
 
+class TelemetryConfig(_Strict):
+    """What the gateway's telemetry records beyond the standard `OTEL_*` environment.
+
+    `user_label`: how the caller appears in the `user` label, span attribute and log field:
+    `raw` (the principal's subject), `hashed` (a stable pseudonym, no identities in telemetry) or
+    `off` (left out, for cardinality). `certificate_files`: PEM certificates whose expiry is
+    exported as `x509_cert_expiry{subject}` (the gateway's TLS certificates, wherever TLS ends).
+    """
+
+    user_label: Literal["raw", "hashed", "off"] = "raw"
+    certificate_files: list[str] = Field(default_factory=list)
+
+
 class GatewayConfig(_Strict):
     """The whole gateway. Defaults are the safe, single-process embedded mode."""
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    #: Prometheus scrape endpoint (`/metrics`); 0 turns it off. `metrics_host` defaults to `host`.
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9090
+    metrics_host: str | None = None
     redis_url: str | None = None
     tool_separator: Annotated[str, Field(min_length=1, max_length=8)] = "__"
     session_ttl_seconds: Annotated[int, Field(ge=10)] = 3600
@@ -162,10 +180,13 @@ class GatewayConfig(_Strict):
     allowed_hosts: list[str] = Field(default_factory=list)
     replica_down_seconds: Annotated[float, Field(ge=0)] = 5.0
     drain_timeout_seconds: Annotated[float, Field(ge=1, le=3600)] = 20.0
+    #: Peers whose X-Forwarded-For and X-MCP-Transport are believed (the bridge sidecar on loopback).
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
     auth: AuthConfig = Field(default_factory=AuthConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     health_checks: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
     rate_limits: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     namespaces: Annotated[dict[str, NamespaceConfig], Field(min_length=1)]
 
     @field_validator("redis_url")
@@ -189,6 +210,12 @@ class GatewayConfig(_Strict):
                 f"auth.mode: 'none' is only allowed when the gateway binds a loopback address, not {self.host!r}; "
                 "configure jwt or api_key"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_port_apart(self) -> GatewayConfig:
+        if self.metrics_port and self.metrics_port == self.port:
+            raise ValueError(f"metrics_port: {self.metrics_port} is also the gateway's port; use another one (or 0 to turn metrics off)")
         return self
 
     @model_validator(mode="after")

@@ -10,20 +10,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app import __version__
+from app import __version__, telemetry
 from app.aggregate import LISTS, ListKind, aggregate, expose_items, page_result
 from app.auth import ANONYMOUS, Authenticator, Principal
 from app.backends import Backend, Event, create_backend
 from app.backends.multiplexed import BROADCAST_METHODS, GATEWAY_HANDSHAKE, MultiplexedBackend
+from app.breaker import install as install_breakers
 from app.config import GatewayConfig
 from app.drain import Drain
+from app.transports.client import ClientResolver
+from app.health_checks import HealthChecker
 from app.hub import Hub
 from app.jsonrpc import ErrorCode, GatewayError, Message, error_response, is_response, result_response
 from app.protocol import negotiate
+from app.ratelimit import RateLimiter
 from app.routing import PROMPT, RESOURCE, TEMPLATE, TOOL, Namespace, Router
 from app.state import SessionRecord, StateStore
 from app.upstreams import Upstreams
@@ -87,13 +92,18 @@ class Gateway:
         self.config = config
         self.store = store
         self.auth = Authenticator(config.auth)
+        self.clients = ClientResolver(config.trusted_proxies)
         self.drain = Drain()
         self.hub = Hub()
         namespaces = {
-            name: Namespace(name, ns.prefix, [create_backend(name, b) for b in ns.backends], ns.balance)
+            name: Namespace(name, ns.prefix, [create_backend(name, ns.effective(b)) for b in ns.backends], ns.balance)
             for name, ns in config.namespaces.items()
         }
+        for name, ns in namespaces.items():
+            install_breakers(name, ns.backends, config.breaker)
         self.router = Router(namespaces, config.tool_separator)
+        self.limiter = RateLimiter.from_config(config)
+        self.health_checks = HealthChecker(self.backends, config.health_checks)
         self.upstreams = Upstreams(store, config.replica_down_seconds, on_bound=self._attach_streams)
         #: Standalone streams open on this replica: session id -> attach(namespace).
         self._followers: dict[str, Callable[[str], Awaitable[None]]] = {}
@@ -119,6 +129,7 @@ class Gateway:
         """Learn each namespace's capabilities (one replica each) so `initialize` can merge them."""
         await asyncio.gather(*(b.start() for b in self.backends))
         await asyncio.gather(*(self._discover(ns, discovery_timeout) for ns in self.namespaces.values()))
+        self.health_checks.start()
         self.ready = True
 
     async def _discover(self, ns: Namespace, timeout: float) -> None:
@@ -133,7 +144,9 @@ class Gateway:
             log.warning("backend discovery failed: %s", exc, extra={"namespace": ns.name, "backend": backend.name})
 
     async def close(self) -> None:
+        await self.health_checks.close()
         await asyncio.gather(*(b.close() for b in self.backends), return_exceptions=True)
+        await self.limiter.close()
         await self.auth.close()
         await self.store.close()
 
@@ -154,6 +167,18 @@ class Gateway:
     # -- sessions -----------------------------------------------------------------------------
     async def initialize(self, ctx: RequestContext, message: Message) -> tuple[SessionRecord, Message]:
         """The gateway answers `initialize` itself; upstream sessions open later, lazily."""
+        scope = telemetry.RequestScope(ctx, message)
+        with scope.active():
+            try:
+                record, response = await self._initialize(ctx, message, scope)
+            except Exception as error:
+                scope.fail(error)
+                raise
+            scope.finish(response)
+        return record, response
+
+    async def _initialize(self, ctx: RequestContext, message: Message, scope: telemetry.RequestScope) -> tuple[SessionRecord, Message]:
+        await self.rate_limit(ctx)
         params = message.get("params") or {}
         version = negotiate(params.get("protocolVersion"))
         record = SessionRecord(
@@ -163,7 +188,9 @@ class Gateway:
             client_info=params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {},
             client_capabilities=params.get("capabilities") if isinstance(params.get("capabilities"), dict) else {},
         )
-        await self.store.create_session(record)
+        with telemetry.span(telemetry.SESSION_CREATE, session_id=record.id, user=ctx.principal):
+            await self.store.create_session(record)
+        scope.set_session(record.id)
         result: dict[str, Any] = {
             "protocolVersion": version,
             "capabilities": self.capabilities(),
@@ -193,10 +220,17 @@ class Gateway:
 
     async def end_session(self, record: SessionRecord) -> None:
         removed = await self.store.delete_session(record.id)
+        telemetry.instruments().session_ended(time.time() - (removed or record).created_at)
         await self.upstreams.end(removed or record, self.namespaces)
 
     # -- requests -----------------------------------------------------------------------------
-    async def handle_request(self, ctx: RequestContext, record: SessionRecord, message: Message) -> AsyncIterator[Event]:
+    def handle_request(self, ctx: RequestContext, record: SessionRecord, message: Message) -> AsyncIterator[Event]:
+        """`_handle_request` observed: its span is current while it works, and the request is
+        counted and logged once when its response passes (see app.telemetry.requests)."""
+        scope = telemetry.RequestScope(ctx, message, record.id, record.protocol_version)
+        return scope.run(self._handle_request(ctx, record, message))
+
+    async def _handle_request(self, ctx: RequestContext, record: SessionRecord, message: Message) -> AsyncIterator[Event]:
         """Everything to send back for one request, the response last. A failure before anything
         was sent raises GatewayError (so HTTP can answer with its status code); a failure after
         that ends the stream with a JSON-RPC error response."""
@@ -211,9 +245,25 @@ class Gateway:
                 raise
             yield Event(error_response(message.get("id"), error))
 
+    async def rate_limit(self, ctx: RequestContext, namespace: str | None = None) -> None:
+        """The rate-limit step: spend one request of the caller's budgets, or raise RATE_LIMITED."""
+        await self.limiter.check(ctx.principal, ctx.client_address, namespace)
+
+    def _target(self, method: str, params: dict[str, Any]) -> str | None:
+        """The namespace a request goes to when that is known without asking a backend."""
+        ref = params.get("ref") if isinstance(params.get("ref"), dict) else {}
+        if method in ROUTED_BY_NAME or (method == "completion/complete" and ref.get("type") == "ref/prompt"):
+            name = params.get("name") if method in ROUTED_BY_NAME else ref.get("name")
+            found = self.router.resolve_name(ROUTED_BY_NAME.get(method, PROMPT), name) if isinstance(name, str) else None
+            return found[0].name if found else None
+        uri = params.get("uri") if method in ROUTED_BY_URI else ref.get("uri") if method == "completion/complete" else None
+        ns = self.router.resolve_uri(uri) if isinstance(uri, str) else None
+        return ns.name if ns else None
+
     async def _dispatch(self, ctx: RequestContext, record: SessionRecord, message: Message) -> AsyncIterator[Event]:
         method = message["method"]
         params = message.get("params") or {}
+        await self.rate_limit(ctx, self._target(method, params))
         if method == "ping":
             yield Event(result_response(message["id"], {}))
         elif method == "initialize":
@@ -234,6 +284,10 @@ class Gateway:
         self, ctx: RequestContext, record: SessionRecord, method: str, params: dict[str, Any], message: Message
     ) -> tuple[Namespace, Message]:
         """Which namespace serves this request, and the request as that backend must see it."""
+        if self.passthrough and self.router.single is not None:
+            # Transparent pass-through: nothing to rename, and the backend answers every request
+            # itself (its own errors for unknown methods, tools and malformed params included).
+            return self.router.single, message
         if method in ROUTED_BY_NAME or (method == "completion/complete" and (params.get("ref") or {}).get("type") == "ref/prompt"):
             kind = ROUTED_BY_NAME.get(method, PROMPT)
             holder, key = (params, "name") if method in ROUTED_BY_NAME else (params.get("ref") or {}, "name")

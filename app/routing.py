@@ -33,13 +33,38 @@ class Namespace:
         return next((b for b in self.backends if b.name == name), None)
 
     def pick(self, exclude: Backend | None = None) -> Backend:
-        """An available replica; when every replica is marked down, the one that recovers first."""
-        candidates = [b for b in self.backends if b.available and b is not exclude]
-        if not candidates:
-            return min(self.backends, key=lambda b: b.down_until)
-        if self.balance == "round_robin":
-            return candidates[next(self._turn) % len(candidates)]
-        return min(candidates, key=lambda b: b.in_flight)
+        """The best replica (see `ranked`); `exclude` only when there is no other."""
+        return self.ranked(exclude)[0]
+
+    def ranked(self, avoid: Backend | None = None) -> list[Backend]:
+        """Every replica, best first: circuit breaker letting calls through, not marked down, healthy
+        (last exchange or health check), then by the balancing rule; `avoid` last. Marked-down
+        replicas come in the order they recover."""
+        groups: dict[tuple[bool, bool, bool, bool], list[Backend]] = {}
+        for b in self.backends:
+            key = (b is avoid, not b.breaker.allows(), not b.available, b.healthy is False)
+            groups.setdefault(key, []).append(b)
+        turn = next(self._turn)
+        ranked: list[Backend] = []
+        for key in sorted(groups):
+            group = groups[key]
+            if key[2]:
+                group.sort(key=lambda b: b.down_until)
+            elif self.balance == "least_inflight":
+                # Ties (typically all idle, when sessions open) take turns instead of all landing
+                # on the first replica: upstream sessions stick to the replica they open on.
+                least = min(b.in_flight for b in group)
+                ties = [b for b in group if b.in_flight == least]
+                group = _rotate(ties, turn) + sorted((b for b in group if b.in_flight != least), key=lambda b: b.in_flight)
+            else:
+                group = _rotate(group, turn)
+            ranked += group
+        return ranked
+
+
+def _rotate(items: list[Backend], turn: int) -> list[Backend]:
+    shift = turn % len(items) if items else 0
+    return items[shift:] + items[:shift]
 
 
 def template_pattern(template: str) -> re.Pattern[str]:

@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument("--config", help="YAML configuration file (default: $MCP_GATEWAY_CONFIG, else the embedded demo)")
     parser.add_argument("--host", help="address to bind (default 127.0.0.1; env MCP_GATEWAY_HOST)")
     parser.add_argument("--port", type=int, help="port to bind (default 8080; env MCP_GATEWAY_PORT)")
+    parser.add_argument(
+        "--metrics-port", type=int, help="Prometheus /metrics port (default 9090; 0 turns it off; env MCP_GATEWAY_METRICS_PORT)"
+    )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.set_defaults(handler=run)
 
@@ -59,18 +62,33 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     from app.logs import configure
     from app.server import create_app
+    from app.telemetry import TelemetryError
+    from app.telemetry import setup as setup_telemetry
     from app.transports.websocket import max_frame_bytes
 
     configure(args.log_level)
     try:
-        config = load_config(args.config, overrides={"host": args.host, "port": args.port})
+        config = load_config(args.config, overrides={"host": args.host, "port": args.port, "metrics_port": args.metrics_port})
     except ConfigError as error:
         for problem in error.problems:
             print(f"config error: {problem}", file=sys.stderr)
         return 2
     try:
-        app = create_app(config)
+        telemetry = setup_telemetry(
+            "mcp-gateway",
+            metrics_port=config.metrics_port,
+            metrics_host=config.metrics_host or config.host,
+            user_label=config.telemetry.user_label,
+            certificate_files=config.telemetry.certificate_files,
+            flush_timeout=FLUSH_RESERVE_SECONDS,
+        )
+    except TelemetryError as error:
+        print(f"telemetry error: {error}", file=sys.stderr)
+        return 2
+    try:
+        app = create_app(config, telemetry)
     except AuthSetupError as error:
+        telemetry.shutdown()
         print(f"config error: {error}", file=sys.stderr)
         return 2
     server = DrainingServer(
@@ -88,5 +106,8 @@ def run(args: argparse.Namespace) -> int:
         app.state.gateway.drain,
         max(1.0, config.drain_timeout_seconds - SHUTDOWN_GRACE_SECONDS - FLUSH_RESERVE_SECONDS),
     )
-    server.run()
+    try:
+        server.run()
+    finally:
+        telemetry.shutdown()  # Already done by the app's shutdown, unless it never started.
     return 0

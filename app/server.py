@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import Response
@@ -15,6 +17,7 @@ from app.config import GatewayConfig
 from app.gateway import Gateway
 from app.health import health_payload, readiness
 from app.state import open_store
+from app.telemetry import ConnectionMetrics, Telemetry, instruments
 from app.transports.http import StreamableHttp, json_response
 from app.transports.origin import OriginPolicy
 from app.transports.websocket import serve_websocket
@@ -22,7 +25,19 @@ from app.transports.websocket import serve_websocket
 log = logging.getLogger("mcp_gateway")
 
 
-def create_app(config: GatewayConfig) -> FastAPI:
+def _without_native_telemetry() -> dict[str, Any]:
+    """FastAPI (0.16x and later) instruments itself once OpenTelemetry providers exist: an HTTP span
+    per request and per WebSocket connection, spans for dependencies and endpoints, HTTP metrics.
+    The gateway records its edges itself, with the operations guide's names (one
+    `gateway.handleRequest` server span per JSON-RPC request), so FastAPI's is turned off: no
+    second server span per request, no per-request overhead for spans nobody asked for."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False, "operation_spans": False, "auto_configure": False}}
+
+
+def create_app(config: GatewayConfig, telemetry: Telemetry | None = None) -> FastAPI:
+    """The app; `telemetry` (from `app.telemetry.setup`) is flushed and closed when it stops."""
     gateway = Gateway(config, open_store(config.redis_url, config.session_ttl_seconds))
     policy = OriginPolicy(config)
     http = StreamableHttp(gateway, policy)
@@ -32,16 +47,26 @@ def create_app(config: GatewayConfig) -> FastAPI:
         # Discovery runs in the background: the process answers /healthz at once and /readyz
         # turns 200 when backends have been asked for their capabilities.
         starting = asyncio.create_task(gateway.start())
+        unwatch = instruments().watch_backends(
+            lambda: [(ns.name, b.name, b.healthy) for ns in gateway.namespaces.values() for b in ns.backends]
+        )
         log.info("gateway starting", extra={"host": config.host, "port": config.port, "namespaces": list(config.namespaces)})
         try:
             yield
         finally:
             starting.cancel()
+            unwatch()
             await gateway.close()
             log.info("gateway stopped")
+            if telemetry is not None:
+                telemetry.shutdown()  # Spans, a final metrics export and logs, before the process exits.
 
-    app = FastAPI(title="MCP Gateway", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="MCP Gateway", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
+        **_without_native_telemetry(),
+    )
     app.state.gateway = gateway
+    app.add_middleware(ConnectionMetrics, relayed=gateway.clients.relayed)
 
     @app.post("/mcp")
     async def mcp_post(request: Request) -> Response:

@@ -2,8 +2,12 @@
 
 The binding (replica name, upstream session id, negotiated version) is stored in the gateway
 session, so whichever gateway replica receives the next request continues the same upstream
-session. A replica that cannot be reached is marked down and the call moves to another one; an
-upstream session the backend has forgotten is re-opened once, transparently.
+session. Every call passes its replica's circuit breaker first: a replica whose circuit is open
+is skipped (a session bound to it moves to another replica), and when no replica of the namespace
+may be called the call fails at once. A replica that refuses the connection is marked down and
+the call moves to another one; an upstream session the backend has forgotten is re-opened once,
+transparently; a read-only request that fails before any answer is retried once on another
+replica. `tools/call` is never sent twice.
 """
 
 from __future__ import annotations
@@ -12,14 +16,31 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from app import telemetry
 from app.backends import Backend, BackendFailure, Event, Handshake, UpstreamSessionGone
-from app.jsonrpc import ErrorCode, Message
+from app.breaker import CircuitOpen, Permit
+from app.jsonrpc import ErrorCode, Message, is_response
 from app.routing import Namespace
 from app.state import SessionRecord, StateStore, UpstreamBinding
 
 log = logging.getLogger("mcp_gateway.upstreams")
 
 OnBound = Callable[[str, str], Awaitable[None]]
+
+#: Requests that only read, so sending one again is harmless: a failure of the backend before
+#: any answer retries once on another replica. `tools/call` is never among them.
+RETRYABLE_READS = frozenset(
+    {
+        "ping",
+        "tools/list",
+        "prompts/list",
+        "prompts/get",
+        "resources/list",
+        "resources/templates/list",
+        "resources/read",
+        "completion/complete",
+    }
+)
 
 
 class Upstreams:
@@ -31,81 +52,178 @@ class Upstreams:
         self.on_bound = on_bound
         self._background: set[asyncio.Task[None]] = set()
 
-    async def _open(self, record: SessionRecord, ns: Namespace, headers: dict[str, str], avoid: Backend | None) -> tuple[Backend, UpstreamBinding]:
-        """Open an upstream session on a healthy replica, trying each replica at most once."""
+    # -- circuit breakers ---------------------------------------------------------------------
+    @staticmethod
+    def _allow(backend: Backend, user: str) -> Permit | None:
+        with telemetry.span(telemetry.BREAKER_ALLOW, namespace=backend.namespace, backend=backend.name, user=user) as span:
+            permit = backend.breaker.acquire()
+            span.set_attribute("allowed", permit is not None)
+            span.set_attribute("circuit.state", backend.breaker.raw_state.value)
+        return permit
+
+    @staticmethod
+    def _record(backend: Backend, permit: Permit, outcome: bool | BaseException | None, user: str) -> None:
+        """Report a call's outcome to its breaker: only the backend's own failures count."""
+        if permit.done:
+            return
+        if isinstance(outcome, BaseException):
+            outcome = False if isinstance(outcome, BackendFailure) and outcome.trips else None
+        with telemetry.span(telemetry.BREAKER_RECORD, namespace=backend.namespace, backend=backend.name, user=user) as span:
+            span.set_attribute("outcome", {True: "success", False: "failure", None: "ignored"}[outcome])
+            if outcome is None:
+                permit.release()
+            elif outcome:
+                permit.success()
+            else:
+                permit.failure()
+            span.set_attribute("circuit.state", backend.breaker.raw_state.value)
+
+    def _admit(self, ns: Namespace, avoid: Backend | None, tried: set[str], user: str) -> tuple[Backend, Permit] | None:
+        """The best replica whose breaker lets a call through, with its permit."""
+        for backend in ns.ranked(avoid):
+            if backend.name in tried:
+                continue
+            permit = self._allow(backend, user)
+            if permit is not None:
+                return backend, permit
+        return None
+
+    @staticmethod
+    def circuit_open(ns: Namespace) -> CircuitOpen:
+        waits = [b.breaker.retry_after() for b in ns.backends]
+        return CircuitOpen(ns.name, min(waits) if waits else 1.0)
+
+    # -- binding ------------------------------------------------------------------------------
+    async def _open(
+        self, record: SessionRecord, ns: Namespace, headers: dict[str, str], avoid: Backend | None
+    ) -> tuple[Backend, UpstreamBinding, Permit]:
+        """Open an upstream session on the best replica, trying each replica at most once. The
+        permit returned is the call's: opening is part of the call, not a call of its own."""
         handshake = Handshake(record.protocol_version, record.client_capabilities, record.client_info)
         tried: set[str] = set()
-        backend = ns.pick(exclude=avoid)
-        while True:
+        last: BackendFailure | None = None
+        while (admitted := self._admit(ns, avoid, tried, record.principal)) is not None:
+            backend, permit = admitted
             tried.add(backend.name)
             try:
                 opened = await backend.open_session(handshake, headers)
-                backend.healthy = True
-                return backend, UpstreamBinding(backend.name, opened.session_id, opened.protocol_version)
             except BackendFailure as failure:
-                if not failure.connect:
-                    raise
-                backend.mark_down(self.down_seconds)
-                log.warning("backend unreachable, trying another replica", extra={"namespace": ns.name, "backend": backend.name})
-                backend = ns.pick()
-                if backend.name in tried:
-                    raise
+                self._record(backend, permit, failure, record.principal)
+                if not (failure.connect or failure.trips):
+                    raise  # The backend answered and refused: another replica would too.
+                if failure.connect:
+                    backend.mark_down(self.down_seconds)
+                else:
+                    backend.healthy = False
+                log.warning("backend failed to open a session, trying another replica: %s", failure.message, extra={"namespace": ns.name, "backend": backend.name})
+                last = failure
+                continue
+            except BaseException:
+                permit.release()
+                raise
+            backend.healthy = True
+            return backend, UpstreamBinding(backend.name, opened.session_id, opened.protocol_version), permit
+        if last is not None:
+            raise last
+        raise self.circuit_open(ns)
 
     async def _binding(
         self, record: SessionRecord, ns: Namespace, headers: dict[str, str], stale: UpstreamBinding | None
-    ) -> tuple[Backend, UpstreamBinding]:
+    ) -> tuple[Backend, UpstreamBinding, Permit]:
         current = record.upstreams.get(ns.name)
+        avoid = ns.backend(stale.backend) if stale else None
         if current is not None and current != stale:
             backend = ns.backend(current.backend)
             if backend is not None and (backend.available or len(ns.backends) == 1):
-                return backend, current
-        avoid = ns.backend(stale.backend) if stale else None
-        backend, fresh = await self._open(record, ns, headers, avoid)
-        if backend.shared_session:
-            return backend, fresh  # Connection-scoped: nothing per session to remember.
-        if current is None:
-            winner = await self.store.bind_upstream(record.id, ns.name, fresh)
-            if winner != fresh:  # Another replica bound this session first: use its upstream session.
-                self._spawn(backend.end_session(fresh.session_id, fresh.protocol_version))
-                backend = ns.backend(winner.backend) or backend
-                fresh = winner
-        else:
-            await self.store.replace_upstream(record.id, ns.name, fresh)
-            old = ns.backend(current.backend)
-            if old is not None:
-                self._spawn(old.end_session(current.session_id, current.protocol_version))
-        record.upstreams[ns.name] = fresh
-        if self.on_bound is not None:
-            await self.on_bound(record.id, ns.name)
-        return backend, fresh
+                permit = self._allow(backend, record.principal)
+                if permit is not None:
+                    return backend, current, permit
+                if not any(b.breaker.allows() for b in ns.backends if b is not backend):
+                    raise self.circuit_open(ns)
+                log.info("circuit open: moving the session to another replica", extra={"namespace": ns.name, "backend": backend.name, "session_id": record.id})
+                avoid = backend
+        backend, fresh, permit = await self._open(record, ns, headers, avoid)
+        try:
+            if backend.shared_session:
+                return backend, fresh, permit  # Connection-scoped: nothing per session to remember.
+            if current is None:
+                winner = await self.store.bind_upstream(record.id, ns.name, fresh)
+                if winner != fresh:  # Another replica bound this session first: use its upstream session.
+                    self._spawn(backend.end_session(fresh.session_id, fresh.protocol_version))
+                    chosen = ns.backend(winner.backend) or backend
+                    if chosen is not backend:
+                        permit.release()
+                        other = self._allow(chosen, record.principal)
+                        if other is None:
+                            raise self.circuit_open(ns)
+                        backend, permit = chosen, other
+                    fresh = winner
+            else:
+                await self.store.replace_upstream(record.id, ns.name, fresh)
+                old = ns.backend(current.backend)
+                if old is not None and old.breaker.allows():  # No goodbye to a replica whose circuit is open.
+                    self._spawn(old.end_session(current.session_id, current.protocol_version))
+            record.upstreams[ns.name] = fresh
+            if self.on_bound is not None:
+                await self.on_bound(record.id, ns.name)
+        except BaseException:
+            permit.release()
+            raise
+        return backend, fresh, permit
 
+    # -- calls --------------------------------------------------------------------------------
     async def call(self, record: SessionRecord, ns: Namespace, message: Message, headers: dict[str, str]) -> AsyncIterator[Event]:
-        """Send a request; yield what comes back. Retries once on a forgotten upstream session or a
-        replica that refused the connection before the request was sent."""
+        """Send a request; yield what comes back. Moves to another replica when the first refused
+        the connection (the request was never sent), re-opens a forgotten upstream session once,
+        and retries a read-only request once on another replica after a backend failure, as long
+        as nothing has been relayed yet."""
         stale: UpstreamBinding | None = None
-        for attempt in range(2):
-            backend, binding = await self._binding(record, ns, headers, stale)
+        reopened = moved = False
+        request_id = message.get("id")
+        method = message.get("method")
+        read_only = method in RETRYABLE_READS
+        user = record.principal
+        while True:
+            backend, binding, permit = await self._binding(record, ns, headers, stale)
             backend.in_flight += 1
             started = False
+            span = telemetry.start_span(telemetry.BACKEND_CALL, namespace=ns.name, backend=backend.name, user=user, method=method)
+            # W3C trace context of this call, as HTTP headers and in params._meta (any transport).
+            outgoing, sent_headers = telemetry.carry(span, message, headers)
             try:
-                async for event in backend.request(binding.session_id, binding.protocol_version, message, headers, record.id):
+                async for event in backend.request(binding.session_id, binding.protocol_version, outgoing, sent_headers, record.id):
+                    if event.message is not None and is_response(event.message) and event.message.get("id") == request_id:
+                        self._record(backend, permit, True, user)  # Before the yield: the consumer may stop here.
                     started = True
                     yield event
+                self._record(backend, permit, True, user)
                 backend.healthy = True
                 return
             except UpstreamSessionGone:
-                if attempt:
-                    raise backend.failure("the backend keeps forgetting its session") from None
+                self._record(backend, permit, None, user)
+                if reopened:
+                    raise backend.failure("the backend keeps forgetting its session", trips=False) from None
                 log.info("upstream session expired; opening a new one", extra={"namespace": ns.name, "backend": backend.name})
+                reopened = True
                 stale = binding
             except BackendFailure as failure:
+                telemetry.fail(span, failure)
+                self._record(backend, permit, failure, user)
                 backend.healthy = backend.healthy if failure.code == ErrorCode.BACKEND_TIMEOUT else False
-                if started or not failure.connect or attempt or len(ns.backends) == 1:
+                if started or moved or not any(b.breaker.allows() for b in ns.backends if b is not backend):
                     raise
-                backend.mark_down(self.down_seconds)
+                if failure.connect:
+                    backend.mark_down(self.down_seconds)
+                elif read_only and failure.trips:
+                    log.info("%s failed (%s); retrying once on another replica", method, failure.message, extra={"namespace": ns.name, "backend": backend.name})
+                else:
+                    raise  # It may have reached the backend: never sent twice.
+                moved = True
                 stale = binding
             finally:
+                permit.release()  # Nothing when settled; a cancelled call says nothing about the backend.
                 backend.in_flight -= 1
+                span.end()
 
     async def send(self, record: SessionRecord, ns: Namespace, message: Message, headers: dict[str, str]) -> None:
         """Deliver a notification to the namespace's upstream session(s) for this gateway session:

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import jwt
 
+from app import telemetry
 from app.auth.config import HMAC_ALGORITHMS, AuthConfig, JwtConfig
 from app.auth.jwks import JwksCache
 from app.auth.principal import ANONYMOUS, Principal
@@ -127,8 +128,23 @@ class Authenticator:
         return "api_key" if self.api_keys else "jwt"
 
     async def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        """The caller, counted in `mcp_gateway_auth_attempts_total{type, result}` under an
+        `auth.validate` span (nothing is counted when authentication is off)."""
         if not self.enabled:
             return ANONYMOUS
+        with telemetry.span(telemetry.AUTH_VALIDATE) as span:
+            try:
+                principal = await self._verify(headers)
+            except AuthFailure as failure:
+                telemetry.auth_attempt(failure.credential, "failure")
+                raise
+            telemetry.auth_attempt(principal.kind, "success")
+            user = telemetry.instruments().user(principal)
+            if user is not None:
+                span.set_attribute("user", user)
+            return principal
+
+    async def _verify(self, headers: Mapping[str, str]) -> Principal:
         authorization = headers.get("authorization", "")
         scheme, _, token = authorization.partition(" ")
         token = token.strip()

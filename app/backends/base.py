@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.breaker import CircuitBreaker
 from app.config import BackendConfig
 from app.jsonrpc import ErrorCode, GatewayError, Message
 
@@ -55,7 +56,9 @@ class UpstreamSessionGone(Exception):
 class BackendFailure(GatewayError):
     """The backend could not be reached or did not answer in time."""
 
-    def __init__(self, namespace: str, backend: str, reason: str, timeout: bool = False, connect: bool = False):
+    def __init__(
+        self, namespace: str, backend: str, reason: str, timeout: bool = False, connect: bool = False, trips: bool = True
+    ):
         code = ErrorCode.BACKEND_TIMEOUT if timeout else ErrorCode.BACKEND_UNAVAILABLE
         what = "timed out" if timeout else "is unavailable"
         super().__init__(
@@ -64,6 +67,9 @@ class BackendFailure(GatewayError):
             data={"namespace": namespace, "backend": backend},
         )
         self.connect = connect
+        #: Does it count against the replica's circuit breaker? Only the backend's own failures do
+        #: (unreachable, timed out, connection broken, HTTP 5xx), not a refusal such as HTTP 4xx.
+        self.trips = trips
 
 
 class Backend(abc.ABC):
@@ -77,6 +83,8 @@ class Backend(abc.ABC):
         self.config = config
         self.name = config.name
         self.in_flight = 0
+        #: This replica's circuit breaker (the gateway installs one with the configured settings).
+        self.breaker = CircuitBreaker(namespace, self.name)
         self.down_until = 0.0
         #: Did the last exchange with this replica succeed? None until the first one.
         self.healthy: bool | None = None
@@ -91,8 +99,8 @@ class Backend(abc.ABC):
         self.down_until = time.monotonic() + seconds
         self.healthy = False
 
-    def failure(self, reason: str, *, timeout: bool = False, connect: bool = False) -> BackendFailure:
-        return BackendFailure(self.namespace, self.name, reason, timeout=timeout, connect=connect)
+    def failure(self, reason: str, *, timeout: bool = False, connect: bool = False, trips: bool = True) -> BackendFailure:
+        return BackendFailure(self.namespace, self.name, reason, timeout=timeout, connect=connect, trips=trips)
 
     async def start(self) -> None:
         """Prepare pools; connection-scoped transports connect lazily on first use."""

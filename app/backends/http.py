@@ -1,20 +1,32 @@
-"""Streamable HTTP backends: one pooled httpx client per replica, one upstream session per gateway
-session. Upstream session ids live in the gateway session, so any replica can continue them."""
+"""Streamable HTTP backends: one pooled aiohttp session per replica, one upstream session per
+gateway session. Upstream session ids live in the gateway session, so any replica can continue them.
+
+Connections are kept alive and reused: an SSE answer is read to its end (servers close it right
+after the response) so its connection goes back to the pool instead of a new TCP handshake per call.
+aiohttp rather than httpx here because httpx/httpcore cannot keep SSE connections pooled cheaply
+(its pool polls every idle socket on each request; measured in bench/README.md).
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
-from httpx_sse import EventSource
+import aiohttp
 
 from app import jsonrpc
 from app.backends.base import Backend, Event, Handshake, Opened, UpstreamSessionGone
+from app.backends.sse import SseParser
 from app.config import BackendConfig
 from app.jsonrpc import Message
 
 ACCEPT_BOTH = "application/json, text/event-stream"
+#: Largest single message (JSON body or SSE event) accepted from a backend.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: After the response, how long to wait for the server to end its SSE stream so the connection
+#: can be reused; a server that keeps it open just costs that connection.
+DRAIN_SECONDS = 0.25
 
 
 class HttpBackend(Backend):
@@ -23,13 +35,21 @@ class HttpBackend(Backend):
     def __init__(self, namespace: str, config: BackendConfig, max_connections: int = 200):
         super().__init__(namespace, config)
         self.url = config.url or ""
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(config.timeout_seconds, connect=5.0),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=60
-            ),
-            follow_redirects=False,
-        )
+        self.max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """Created on first use, inside the running event loop, as aiohttp requires."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=60, ttl_dns_cache=60),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=self.config.timeout_seconds),
+                cookie_jar=aiohttp.DummyCookieJar(),  # One backend's cookies must never reach another session.
+                auto_decompress=True,
+                trust_env=False,
+            )
+        return self._session
 
     @staticmethod
     def _headers(session_id: str | None, protocol_version: str | None, extra: dict[str, str]) -> dict[str, str]:
@@ -41,42 +61,59 @@ class HttpBackend(Backend):
         return headers
 
     @asynccontextmanager
-    async def _exchange(self, method: str, headers: dict[str, str], body: bytes | None = None):
+    async def _exchange(self, method: str, headers: dict[str, str], body: bytes | None = None) -> AsyncIterator[aiohttp.ClientResponse]:
         """One HTTP exchange, with transport failures turned into gateway errors."""
         try:
-            request = self.client.build_request(method, self.url, headers=headers, content=body)
-            response = await self.client.send(request, stream=True)
-        except httpx.TimeoutException as exc:
-            raise self.failure(f"no answer within {self.config.timeout_seconds:g}s ({type(exc).__name__})", timeout=True) from None
-        except httpx.HTTPError as exc:
+            response = await self.session.request(method, self.url, headers=headers, data=body, allow_redirects=False)
+        except aiohttp.ConnectionTimeoutError:
+            # Never sent: safe to move to another replica, whatever the request was.
+            raise self.failure("no connection within 5s", timeout=True, connect=True) from None
+        except (aiohttp.ClientConnectorError, aiohttp.InvalidURL) as exc:
             raise self.failure(f"cannot connect ({type(exc).__name__})", connect=True) from None
+        except (aiohttp.SocketTimeoutError, asyncio.TimeoutError):
+            raise self.failure(f"no answer within {self.config.timeout_seconds:g}s", timeout=True) from None
+        except aiohttp.ClientError as exc:
+            # Possibly received (the connection broke before an answer): never silently resent.
+            raise self.failure(f"connection broke ({type(exc).__name__})") from None
         try:
             yield response
-        except httpx.TimeoutException:
+        except (aiohttp.SocketTimeoutError, asyncio.TimeoutError):
             raise self.failure(f"no answer within {self.config.timeout_seconds:g}s", timeout=True) from None
-        except httpx.HTTPError as exc:
-            raise self.failure(f"connection broke ({type(exc).__name__})") from None
+        except (aiohttp.ClientError, ValueError) as exc:
+            raise self.failure(f"connection broke ({type(exc).__name__}: {exc})") from None
         finally:
-            await response.aclose()
+            response.release()
 
-    async def _check_status(self, response: httpx.Response, session_id: str | None) -> None:
-        if response.status_code == 404 and session_id:
+    async def _check_status(self, response: aiohttp.ClientResponse, session_id: str | None) -> None:
+        if response.status == 404 and session_id:
             raise UpstreamSessionGone(session_id)
-        if response.status_code >= 400:
-            await response.aread()
-            raise self.failure(f"HTTP {response.status_code} from {self.name}")
+        if response.status >= 400:
+            raise self.failure(f"HTTP {response.status} from {self.name}", trips=response.status >= 500)
 
-    async def _events(self, response: httpx.Response) -> AsyncIterator[Event]:
+    async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[Event]:
         """The messages of a JSON or SSE answer, as they arrive."""
         content_type = response.headers.get("content-type", "")
         if content_type.startswith("application/json"):
-            yield Event(jsonrpc.loads(await response.aread()), source=self.name)
+            body = await response.content.read(MAX_MESSAGE_BYTES + 1)
+            if len(body) > MAX_MESSAGE_BYTES:
+                raise self.failure(f"answer exceeds {MAX_MESSAGE_BYTES} bytes")
+            yield Event(jsonrpc.loads(body), source=self.name)
         elif content_type.startswith("text/event-stream"):
-            async for sse in EventSource(response).aiter_sse():
-                message = jsonrpc.loads(sse.data) if sse.data.strip() else None
-                yield Event(message, sse.id or None, sse.retry, self.name)
-        elif response.status_code != 202:
+            parser = SseParser(MAX_MESSAGE_BYTES)
+            async for chunk in response.content.iter_any():
+                for sse in parser.feed(chunk):
+                    message = jsonrpc.loads(sse.data) if sse.data.strip() else None
+                    yield Event(message, sse.id, sse.retry, self.name)
+        elif response.status != 202:
             raise self.failure(f"unexpected content type {content_type!r}")
+
+    @staticmethod
+    async def _finish(response: aiohttp.ClientResponse) -> None:
+        """Read what is left of an answer so its connection returns to the pool."""
+        try:
+            await asyncio.wait_for(response.content.read(), DRAIN_SECONDS)
+        except (asyncio.TimeoutError, aiohttp.ClientError):
+            response.close()  # Still streaming: give this connection up rather than wait.
 
     async def open_session(self, handshake: Handshake, headers: dict[str, str]) -> Opened:
         request = {"jsonrpc": "2.0", "id": "gateway-initialize", "method": "initialize", "params": handshake.initialize_params()}
@@ -87,9 +124,10 @@ class HttpBackend(Backend):
             async for event in self._events(response):
                 if event.message is not None and jsonrpc.is_response(event.message):
                     if "error" in event.message:
-                        raise self.failure(f"initialize refused: {event.message['error'].get('message')}")
+                        raise self.failure(f"initialize refused: {event.message['error'].get('message')}", trips=False)
                     result = event.message.get("result") or {}
                     break
+            await self._finish(response)
         if result is None:
             raise self.failure("initialize got no answer")
         version = str(result.get("protocolVersion") or handshake.protocol_version)
@@ -106,9 +144,12 @@ class HttpBackend(Backend):
             await self._check_status(response, session_id)
             async for event in self._events(response):
                 resumable = resumable or event.event_id is not None
-                yield event
-                if event.message is not None and jsonrpc.is_response(event.message) and event.message.get("id") == request_id:
+                final = event.message is not None and jsonrpc.is_response(event.message) and event.message.get("id") == request_id
+                if final:
                     answered = True
+                    await self._finish(response)
+                yield event
+                if final:
                     break
         if not answered and not resumable:
             raise self.failure("the backend closed the stream without answering")
@@ -123,6 +164,7 @@ class HttpBackend(Backend):
     ) -> None:
         async with self._exchange("POST", self._headers(session_id, protocol_version, headers), jsonrpc.dumps(message)) as response:
             await self._check_status(response, session_id)
+            await self._finish(response)
 
     async def listen(
         self, session_id: str | None, protocol_version: str | None, last_event_id: str | None
@@ -132,7 +174,7 @@ class HttpBackend(Backend):
         if last_event_id:
             headers["last-event-id"] = last_event_id
         async with self._exchange("GET", headers) as response:
-            if response.status_code == 405:
+            if response.status == 405:
                 return
             await self._check_status(response, session_id)
             yield Event(None, source=self.name)  # The stream is open: nothing sent from now on is lost.
@@ -145,9 +187,11 @@ class HttpBackend(Backend):
         headers = self._headers(session_id, protocol_version, {})
         headers.pop("content-type")
         try:
-            await self.client.delete(self.url, headers=headers, timeout=5.0)
-        except httpx.HTTPError:
+            async with self.session.delete(self.url, headers=headers, timeout=aiohttp.ClientTimeout(total=5.0)) as response:
+                await response.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError):
             pass  # The upstream session expires on its own; nothing is lost.
 
     async def close(self) -> None:
-        await self.client.aclose()
+        if self._session is not None:
+            await self._session.close()

@@ -29,6 +29,9 @@ log = logging.getLogger("mcp_gateway.backends")
 #: Notifications queued for one call beyond this are dropped (a slow client loses progress
 #: updates, never its response).
 MAX_QUEUED_NOTIFICATIONS = 256
+#: The least time a connection's `initialize` gets, whatever the call timeout: a stdio server's
+#: cold start (interpreter, imports) easily takes longer than a short `timeout_seconds`.
+HANDSHAKE_TIMEOUT_SECONDS = 10.0
 
 BROADCAST_METHODS = frozenset(
     {
@@ -117,12 +120,21 @@ class MultiplexedBackend(Backend, abc.ABC):
         self._reader = asyncio.create_task(self._read_loop(), name=f"read-{self.name}")
         request = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": GATEWAY_HANDSHAKE.initialize_params()}
         result: dict[str, Any] = {}
-        async for event in self._call(request, owner=""):
-            if event.message and "error" in event.message:
-                await self._disconnect()
-                raise self.failure(f"initialize refused: {event.message['error'].get('message')}")
-            result = (event.message or {}).get("result") or {}
-        await self._write(jsonrpc.dumps(jsonrpc.notification("notifications/initialized")))
+        try:
+            async for event in self._call(request, owner="", timeout=max(self.config.timeout_seconds, HANDSHAKE_TIMEOUT_SECONDS)):
+                if event.message and "error" in event.message:
+                    await self._disconnect()
+                    raise self.failure(f"initialize refused: {event.message['error'].get('message')}", trips=False)
+                result = (event.message or {}).get("result") or {}
+            await self._write(jsonrpc.dumps(jsonrpc.notification("notifications/initialized")))
+        except BaseException:
+            # A failed or abandoned handshake must not leave its reader and process behind: the
+            # next attempt starts a new connection, and two readers on one pipe break both.
+            reader, self._reader = self._reader, None
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+            await self._disconnect()
+            raise
         self.server_result = result
         return Opened(None, str(result.get("protocolVersion") or LATEST_VERSION), result)
 
@@ -137,7 +149,8 @@ class MultiplexedBackend(Backend, abc.ABC):
         async for event in self._call(message, owner):
             yield event
 
-    async def _call(self, message: Message, owner: str) -> AsyncIterator[Event]:
+    async def _call(self, message: Message, owner: str, timeout: float | None = None) -> AsyncIterator[Event]:
+        timeout = timeout or self.config.timeout_seconds
         upstream_id = next(self._ids)
         call = _Call(owner, message.get("id"))
         outgoing = {**message, "id": upstream_id}
@@ -152,10 +165,10 @@ class MultiplexedBackend(Backend, abc.ABC):
             await self._send_or_fail(outgoing)
             while True:
                 try:
-                    item = await asyncio.wait_for(call.queue.get(), self.config.timeout_seconds)
+                    item = await asyncio.wait_for(call.queue.get(), timeout)
                 except asyncio.TimeoutError:
                     self._spawn(self._cancel_upstream(upstream_id))
-                    raise self.failure(f"no answer within {self.config.timeout_seconds:g}s", timeout=True) from None
+                    raise self.failure(f"no answer within {timeout:g}s", timeout=True) from None
                 if isinstance(item, BaseException):
                     raise item
                 yield item

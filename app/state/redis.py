@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from app.state.base import SessionRecord, StateStore, UpstreamBinding
+from app.telemetry import redis_operation
 
 PREFIX = "mcpgw:"
 SESSIONS_INDEX = PREFIX + "sessions"
@@ -49,6 +50,7 @@ class RedisStore(StateStore):
         )
         self._bind = self.client.register_script(_BIND_IF_EXISTS)
 
+    @redis_operation("create_session")
     async def create_session(self, record: SessionRecord) -> None:
         key = _session_key(record.id)
         async with self.client.pipeline(transaction=True) as pipe:
@@ -57,6 +59,7 @@ class RedisStore(StateStore):
             pipe.zadd(SESSIONS_INDEX, {record.id: time.time() + self.session_ttl})
             await pipe.execute()
 
+    @redis_operation("get_session")
     async def get_session(self, session_id: str) -> SessionRecord | None:
         key = _session_key(session_id)
         async with self.client.pipeline(transaction=False) as pipe:
@@ -68,15 +71,18 @@ class RedisStore(StateStore):
             return None
         return SessionRecord.from_fields(session_id, fields)
 
+    @redis_operation("bind_upstream")
     async def bind_upstream(self, session_id: str, namespace: str, binding: UpstreamBinding) -> UpstreamBinding:
         winner = await self._bind(keys=[_session_key(session_id)], args=[f"up:{namespace}", binding.encode()])
         return UpstreamBinding.decode(winner)
 
+    @redis_operation("replace_upstream")
     async def replace_upstream(self, session_id: str, namespace: str, binding: UpstreamBinding) -> None:
         key = _session_key(session_id)
         if await self.client.exists(key):
             await self.client.hset(key, f"up:{namespace}", binding.encode())
 
+    @redis_operation("delete_session")
     async def delete_session(self, session_id: str) -> SessionRecord | None:
         key = _session_key(session_id)
         async with self.client.pipeline(transaction=True) as pipe:
@@ -86,6 +92,7 @@ class RedisStore(StateStore):
             fields, _, _ = await pipe.execute()
         return SessionRecord.from_fields(session_id, fields) if fields else None
 
+    @redis_operation("count_sessions")
     async def count_sessions(self) -> int:
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.zremrangebyscore(SESSIONS_INDEX, "-inf", time.time())
@@ -93,13 +100,16 @@ class RedisStore(StateStore):
             _, count = await pipe.execute()
         return int(count)
 
+    @redis_operation("put_pending")
     async def put_pending(self, session_id: str, request_id: str, route: dict[str, Any], ttl: int) -> None:
         await self.client.set(_pending_key(session_id, request_id), orjson.dumps(route), ex=ttl)
 
+    @redis_operation("pop_pending")
     async def pop_pending(self, session_id: str, request_id: str) -> dict[str, Any] | None:
         raw = await self.client.getdel(_pending_key(session_id, request_id))
         return orjson.loads(raw) if raw else None
 
+    @redis_operation("ping")
     async def ping(self) -> bool:
         try:
             return bool(await self.client.ping())

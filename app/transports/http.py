@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from app import jsonrpc
+from app import jsonrpc, telemetry
 from app.backends import Event
 from app.gateway import Gateway, RequestContext
 from app.jsonrpc import ErrorCode, GatewayError, Message
@@ -59,10 +60,12 @@ class StreamableHttp:
     async def _context(self, request: Request) -> RequestContext:
         """Who is asking (authenticated here, on every request: HTTP has no connection state)."""
         traceparent = request.headers.get("traceparent")
+        peer = request.client.host if request.client else None
+        client_address, protocol = self.gateway.clients.resolve(peer, request.headers, "http")
         return RequestContext(
-            protocol="http",
+            protocol=protocol,
             principal=await self.gateway.auth.authenticate(request.headers),
-            client_address=request.client.host if request.client else None,
+            client_address=client_address,
             headers={"traceparent": traceparent} if traceparent else {},
         )
 
@@ -96,6 +99,8 @@ class StreamableHttp:
 
     async def _post(self, request: Request) -> Response:
         message: Message | None = None
+        ctx: RequestContext | None = None
+        started = time.perf_counter()
         try:
             self.policy.check(request.headers)
             accept = request.headers.get("accept", "")
@@ -121,6 +126,7 @@ class StreamableHttp:
             return await self._answer(ctx, record, message)
         except GatewayError as error:
             log.warning("request refused: %s", error.message, extra={"status": error.http_status})
+            telemetry.request_refused("http", message, error, started, ctx)
             request_id = message.get("id") if isinstance(message, dict) and "method" in message else None
             return error_http(error, request_id)
 

@@ -13,7 +13,7 @@ import time
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from app import jsonrpc
+from app import jsonrpc, telemetry
 from app.auth import Principal
 from app.gateway import Gateway, RequestContext
 from app.jsonrpc import ErrorCode, GatewayError, Message
@@ -44,11 +44,9 @@ class WebSocketConnection:
         self.gateway = gateway
         self.ws = websocket
         self.record: SessionRecord | None = None
-        self.ctx = RequestContext(
-            protocol="websocket",
-            principal=principal,
-            client_address=websocket.client.host if websocket.client else None,
-        )
+        peer = websocket.client.host if websocket.client else None
+        client_address, protocol = gateway.clients.resolve(peer, websocket.headers, "websocket")
+        self.ctx = RequestContext(protocol=protocol, principal=principal, client_address=client_address)
         self._send_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(gateway.config.max_in_flight_per_connection)
@@ -88,6 +86,7 @@ class WebSocketConnection:
 
     async def _on_frame(self, data: str | bytes | None) -> None:
         message: Message | None = None
+        started = time.perf_counter()
         try:
             size = len(data.encode()) if isinstance(data, str) else len(data or b"")
             if data is None or size > self.gateway.config.max_body_bytes:
@@ -96,6 +95,7 @@ class WebSocketConnection:
             await self._on_message(message)
         except GatewayError as error:
             log.warning("message refused: %s", error.message)
+            telemetry.request_refused("websocket", message, error, started, self.ctx)
             request_id = message.get("id") if message and "method" in message else None
             await self.send(jsonrpc.error_response(request_id, error))
 

@@ -1,0 +1,39 @@
+"""MCPB/TCP bridge: binary-framed MCP JSON-RPC over long-lived TCP connections, relayed to the
+gateway's WebSocket endpoint. The contract is `docs/mcpb.md`."""
+
+from app.tcp_bridge.client import MCPBClient, MCPBError, RpcError, read_frame
+from app.tcp_bridge.codec import (
+    DEFAULT_MAX_FRAME_BYTES,
+    HEADER_SIZE,
+    MAGIC,
+    SUPPORTED_VERSIONS,
+    ErrorCode,
+    Frame,
+    FrameDecoder,
+    FrameError,
+    FrameType,
+    Layout,
+    decode_frame,
+    encode_frame,
+)
+from app.tcp_bridge.config import BridgeConfig
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_BYTES",
+    "HEADER_SIZE",
+    "MAGIC",
+    "SUPPORTED_VERSIONS",
+    "BridgeConfig",
+    "ErrorCode",
+    "Frame",
+    "FrameDecoder",
+    "FrameError",
+    "FrameType",
+    "Layout",
+    "MCPBClient",
+    "MCPBError",
+    "RpcError",
+    "decode_frame",
+    "encode_frame",
+    "read_frame",
+]

@@ -1,0 +1,270 @@
+"""One JSON-RPC request's telemetry: its `gateway.handleRequest` span, its metrics, its log line.
+
+A request is counted exactly once: by the pipeline when it answers (`RequestScope.run` around
+the pipeline's events, or `finish`), or by the edge when the edge refuses it before the pipeline
+(`request_refused`). The scope's span is current only while pipeline code runs (attached around
+each step of the pipeline's async generator, detached before each event goes to the transport),
+so it never leaks into a transport's own tasks, however the transport consumes the events.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from app.jsonrpc import ErrorCode, GatewayError, error_response
+from app.transports.client import RELAYED_TRANSPORTS
+from app.telemetry.instruments import ERROR, GATEWAY, SUCCESS, method_label
+from app.telemetry.state import REQUEST_SCOPE, current_scope, instruments, tracer
+from app.telemetry.tracing import HANDLE_REQUEST, extract
+
+log = logging.getLogger("mcp_gateway.requests")
+
+_RECORDED = "_mcp_telemetry_recorded"
+
+
+def current_request() -> RequestScope | None:
+    """The request whose pipeline code is running now, if any."""
+    scope = current_scope()
+    return scope if isinstance(scope, RequestScope) else None
+
+
+def _error_kind(code: Any) -> str:
+    """The gateway's name for a JSON-RPC error code (`invalid_params`, `rate_limited`, ...)."""
+    return ErrorCode(code).name.lower() if code in ErrorCode._value2member_map_ else "upstream_error"
+
+
+class RequestScope:
+    """Telemetry of one request, from its arrival to its final response."""
+
+    __slots__ = (
+        "started", "method", "protocol", "user", "session_id", "request_id", "tool",
+        "namespace", "backend", "finished", "span", "context",
+    )
+
+    def __init__(
+        self,
+        ctx: Any,
+        message: dict[str, Any] | None,
+        session_id: str | None = None,
+        protocol_version: str | None = None,
+        started: float | None = None,
+    ):
+        message = message or {}
+        self.started = time.perf_counter() if started is None else started
+        self.method = message.get("method")
+        self.protocol = ctx.protocol
+        self.user = instruments().user(ctx.principal)
+        self.session_id = session_id
+        self.request_id = message.get("id")
+        params = message.get("params") if isinstance(message.get("params"), dict) else {}
+        name = params.get("name")
+        self.tool = name if self.method == "tools/call" and isinstance(name, str) else None
+        self.namespace: str | None = None
+        self.backend: str | None = None
+        self.finished = False
+        attributes: dict[str, Any] = {
+            "mcp.method.name": method_label(self.method),
+            "network.protocol.name": self.protocol,
+        }
+        if self.request_id is not None:
+            attributes["jsonrpc.request.id"] = str(self.request_id)
+        if self.user is not None:
+            attributes["user"] = self.user
+        if session_id:
+            attributes["mcp.session.id"] = session_id
+        if protocol_version:
+            attributes["mcp.protocol.version"] = protocol_version
+        if self.tool is not None:
+            attributes["gen_ai.tool.name"] = self.tool
+            attributes["gen_ai.operation.name"] = "execute_tool"
+        elif self.method == "prompts/get" and isinstance(name, str):
+            attributes["gen_ai.prompt.name"] = name
+        elif isinstance(params.get("uri"), str):
+            attributes["mcp.resource.uri"] = params["uri"]
+        if getattr(ctx, "client_address", None):
+            attributes["client.address"] = ctx.client_address
+        parent = extract(message, getattr(ctx, "headers", None))
+        start_time = None if started is None else time.time_ns() - int((time.perf_counter() - started) * 1e9)
+        self.span = tracer().start_span(HANDLE_REQUEST, context=parent, kind=SpanKind.SERVER, attributes=attributes, start_time=start_time)
+        self.context = otel_context.set_value(REQUEST_SCOPE, self, trace.set_span_in_context(self.span, parent))
+
+    # -- while the request runs ------------------------------------------------------------------
+    @contextmanager
+    def active(self) -> Iterator[RequestScope]:
+        """Make this request's span (and scope) current for the block."""
+        token = otel_context.attach(self.context)
+        try:
+            yield self
+        finally:
+            otel_context.detach(token)
+
+    def route(self, namespace: str, backend: str | None = None) -> None:
+        self.namespace = namespace if self.namespace in (None, namespace) else GATEWAY
+        if backend is not None:
+            self.backend = backend if self.backend in (None, backend) else GATEWAY
+
+    def set_session(self, session_id: str) -> None:
+        self.session_id = session_id
+        self.span.set_attribute("mcp.session.id", session_id)
+
+    def _is_final(self, message: dict[str, Any] | None) -> bool:
+        return (
+            message is not None
+            and "method" not in message
+            and message.get("id") == self.request_id
+            and ("result" in message or "error" in message)
+        )
+
+    async def run(self, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """Relay the pipeline's events (objects with `.message`), with this scope current while the
+        pipeline works, and finish when the response to the request passes (or when the pipeline
+        raises: the error is recorded, marked as such, and propagates)."""
+        try:
+            while True:
+                token = otel_context.attach(self.context)
+                try:
+                    try:
+                        event = await anext(events)
+                    except StopAsyncIteration:
+                        self.finish(None, "incomplete")
+                        return
+                    except Exception as error:  # A refusal the transport turns into its own answer.
+                        self.fail(error)
+                        raise
+                    if not self.finished and self._is_final(event.message):
+                        self.finish(event.message)
+                finally:
+                    otel_context.detach(token)
+                yield event
+        finally:
+            if not self.finished:
+                with self.active():
+                    self.finish(None, "cancelled")
+            await events.aclose()
+
+    # -- the end ---------------------------------------------------------------------------------
+    def fail(self, error: BaseException) -> None:
+        """The request failed with `error`, which propagates to the edge: count it here, once."""
+        if isinstance(error, GatewayError):
+            self.finish(error_response(self.request_id, error))
+            setattr(error, _RECORDED, True)
+        else:
+            self.finish(None, type(error).__name__)
+
+    def finish(self, response: dict[str, Any] | None, error_type: str | None = None) -> None:
+        """Record the request's metrics, end its span, write its log line (once)."""
+        if self.finished:
+            return
+        self.finished = True
+        seconds = time.perf_counter() - self.started
+        ins = instruments()
+        method = method_label(self.method)
+        namespace = self.namespace or GATEWAY
+        backend = self.backend or GATEWAY
+        error = response.get("error") if response is not None else None
+        code: Any = None
+        semconv_error = None
+        if response is None:
+            status = ERROR
+            semconv_error = error_type = error_type or "incomplete"
+        elif error is not None:
+            status = ERROR
+            code = error.get("code") if isinstance(error, dict) else None
+            error_type = _error_kind(code)
+            semconv_error = str(code) if code is not None else "error"
+        else:
+            status = SUCCESS
+            result = response.get("result")
+            if isinstance(result, dict) and result.get("isError") is True:
+                semconv_error = "tool_error"
+
+        labels = {"method": method, "status": status, "namespace": namespace}
+        if self.user is not None:
+            labels["user"] = self.user
+        ins.requests.add(1, labels)
+        if self.protocol not in RELAYED_TRANSPORTS:
+            # A relayed request's latency is recorded by its relay (the TCP bridge), end to end as
+            # its client sees it; recording it here too would count it twice.
+            ins.request_duration.record(seconds, {"method": method, "backend": backend, "protocol": self.protocol, "namespace": namespace})
+        semconv = {"mcp.method.name": method}
+        if self.tool is not None:
+            semconv["gen_ai.tool.name"] = self.tool
+        if semconv_error is not None:
+            semconv["error.type"] = semconv_error
+        ins.operation_duration.record(seconds, semconv)
+
+        outcome: dict[str, Any] = {"namespace": namespace, "backend": backend}
+        if semconv_error is not None:
+            outcome["error.type"] = semconv_error
+            if code is not None:
+                outcome["rpc.response.status_code"] = str(code)
+            message = (error or {}).get("message") if isinstance(error, dict) else semconv_error
+            self.span.set_status(Status(StatusCode.ERROR, str(message)[:200]))
+        self.span.set_attributes(outcome)
+
+        fields: dict[str, Any] = {
+            "method": self.method if isinstance(self.method, str) else method,
+            "duration_ms": round(seconds * 1000, 3),
+            "status": status,
+            "namespace": namespace,
+            "backend": backend,
+            "protocol": self.protocol,
+            "session_id": self.session_id,
+            "request_id": None if self.request_id is None else str(self.request_id),
+        }
+        if self.user is not None:
+            fields["user"] = self.user
+        if self.tool is not None:
+            fields["tool"] = self.tool
+        if status == ERROR:
+            fields["error_type"] = error_type
+            if code is not None:
+                fields["error_code"] = code
+                fields["error"] = str((error or {}).get("message", ""))[:200]
+        elif semconv_error is not None:
+            fields["error_type"] = semconv_error
+        # Logged while the span is still current, so the line carries its trace and span ids.
+        token = otel_context.attach(self.context)
+        try:
+            log.info("request completed", extra=fields)
+        finally:
+            otel_context.detach(token)
+        self.span.end()
+
+
+def already_recorded(error: BaseException) -> bool:
+    return bool(getattr(error, _RECORDED, False))
+
+
+def request_refused(
+    protocol: str, message: dict[str, Any] | None, error: BaseException, started: float | None = None, ctx: Any = None
+) -> None:
+    """The edge refused a request before (or without) the pipeline answering it: a malformed or
+    unacceptable message, an unknown session, a missing credential. Counted once; notifications
+    and responses are not requests and are not counted. `ctx` is the request context when the
+    edge got as far as building one (else the caller is counted as `anonymous`)."""
+    if already_recorded(error):
+        return
+    if message is not None and not ("method" in message and "id" in message):
+        return
+    scope = RequestScope(ctx if ctx is not None else _EdgeContext(protocol), message, started=started)
+    scope.fail(error)
+
+
+class _EdgeContext:
+    """What is known of a caller refused before authentication."""
+
+    principal = "anonymous"
+    client_address = None
+    headers = None
+
+    def __init__(self, protocol: str):
+        self.protocol = protocol

@@ -1,0 +1,61 @@
+"""The process's telemetry as the rest of the code reaches it: what `setup` installed, or no-ops.
+
+Code that records calls `instruments()` and `tracer()` at the moment it records, so importing a
+module never depends on whether, or when, telemetry was set up (tests build gateways in-process
+without any).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.metrics import NoOpMeter
+
+from app.telemetry.instruments import Instruments, UserLabelMode
+
+SCOPE = "mcp_gateway"
+#: Where the running request's RequestScope lives in the OpenTelemetry context.
+REQUEST_SCOPE = otel_context.create_key("mcp_gateway.request_scope")
+
+_instruments: Instruments | None = None
+_tracer: trace.Tracer = trace.NoOpTracer()
+
+
+def instruments() -> Instruments:
+    """The process's instruments (no-ops until `setup`)."""
+    global _instruments
+    if _instruments is None:
+        _instruments = Instruments(NoOpMeter(SCOPE))
+    return _instruments
+
+
+def tracer() -> trace.Tracer:
+    """The gateway's tracer (a no-op tracer until `setup`, which still carries incoming context)."""
+    return _tracer
+
+
+def install(new_instruments: Instruments | None, new_tracer: trace.Tracer | None) -> None:
+    """Make these the process's instruments and tracer (None: back to no-ops)."""
+    global _instruments, _tracer
+    _instruments = new_instruments
+    _tracer = new_tracer or trace.NoOpTracer()
+
+
+def disabled_instruments(user_label: UserLabelMode = "raw") -> Instruments:
+    """Instruments that record nothing (telemetry off), still applying the label rules."""
+    return Instruments(NoOpMeter(SCOPE), user_label)
+
+
+def current_scope() -> Any:
+    """The RequestScope of the request whose pipeline code runs now, if any."""
+    return otel_context.get_value(REQUEST_SCOPE)
+
+
+def note_route(namespace: str, backend: str | None = None) -> None:
+    """Tell the running request which namespace (and replica) served it; several different ones
+    (a list merged across namespaces) are labelled `_gateway`."""
+    scope = current_scope()
+    if scope is not None:
+        scope.route(namespace, backend)

@@ -1,0 +1,44 @@
+"""Who is on the other end: the peer, or the client a trusted proxy (the TCP bridge sidecar, a
+load balancer) says it relays. Forwarded headers from anyone else are ignored, so a client cannot
+pick its own rate-limit bucket or protocol label."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+
+#: Header the TCP bridge sets on its upstream WebSocket: the client's real transport.
+TRANSPORT_HEADER = "x-mcp-transport"
+RELAYED_TRANSPORTS = frozenset({"tcp"})
+
+
+class ClientResolver:
+    def __init__(self, trusted_proxies: Iterable[str]):
+        self.trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
+
+    def _trusted(self, peer: str | None) -> bool:
+        if not peer or not self.trusted:
+            return False
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        return any(address in network for network in self.trusted)
+
+    def relayed(self, scope: Mapping[str, object]) -> bool:
+        """Does this ASGI connection come from a trusted relay of another transport?"""
+        client = scope.get("client")
+        peer = client[0] if isinstance(client, (tuple, list)) and client else None
+        headers = dict(scope.get("headers") or [])  # type: ignore[arg-type]
+        relayed = headers.get(TRANSPORT_HEADER.encode(), b"").decode().lower()
+        return relayed in RELAYED_TRANSPORTS and self._trusted(peer)
+
+    def resolve(self, peer: str | None, headers: Mapping[str, str], protocol: str) -> tuple[str | None, str]:
+        """(client address, protocol) for a request that arrived from `peer` over `protocol`."""
+        if not self._trusted(peer):
+            return peer, protocol
+        forwarded = headers.get("x-forwarded-for", "")
+        # The right-most entry is the one our trusted proxy added.
+        client = forwarded.rsplit(",", 1)[-1].strip() or peer
+        relayed = headers.get(TRANSPORT_HEADER, "").lower()
+        return client, relayed if relayed in RELAYED_TRANSPORTS else protocol
