@@ -272,3 +272,32 @@ def test_a_missing_jwt_secret_stops_start_up_with_the_key_named(tmp_path: Path) 
     )
     assert result.returncode == 2
     assert "auth.jwt.secret_env: environment variable UNSET_SECRET_FOR_TEST is not set" in result.stderr
+
+
+def test_every_attempt_is_counted_by_type_and_result(tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    metrics_port = free_port()
+    gateway = start_gateway(
+        {
+            "auth": {"mode": ["jwt", "api_key"], "jwt": {"algorithms": ["HS256"], "secret_env": "TEST_JWT_SECRET", "issuer": ISSUER, "audience": AUDIENCE},
+                     "api_keys": [{"sha256": hashlib.sha256(API_KEY.encode()).hexdigest(), "subject": "ci-bot"}]},
+            "namespaces": {"alpha": {"backends": [{"name": "alpha-1", "command": stdio_command("alpha")}]}},
+        },
+        tmp_path,
+        env={"TEST_JWT_SECRET": SECRET, "MCP_GATEWAY_METRICS_PORT": str(metrics_port)},
+    )
+    try:
+        for token, status in ((hs256(), 200), (hs256(exp=1), 401), (API_KEY, 200), ("mcpk_wrong", 401), (None, 401)):
+            assert initialize(gateway, token).status_code == status
+        scrape = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        counts = {
+            (s.labels["type"], s.labels["result"]): s.value
+            for family in text_string_to_metric_families(scrape)
+            if family.name == "mcp_gateway_auth_attempts"
+            for s in family.samples
+            if s.name == "mcp_gateway_auth_attempts_total"
+        }
+        assert counts == {("jwt", "success"): 1, ("jwt", "failure"): 1, ("api_key", "success"): 1, ("api_key", "failure"): 2}
+    finally:
+        gateway.proc.stop()

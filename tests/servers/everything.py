@@ -17,6 +17,7 @@ from typing import Any, get_args
 from weakref import WeakKeyDictionary
 
 import anyio
+from backend_tracing import trace_http_exchanges
 from event_store import InMemoryEventStore
 from mcp import types
 from mcp.server.fastmcp import Context, FastMCP
@@ -269,6 +270,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         extra_prompts=args.extra_prompts,
         extra_resources=args.extra_resources,
     )
+    trace_http_exchanges(server)  # Only with EVERYTHING_OTLP_ENDPOINT set (tracing tests).
     serve(server, args.transport, host=args.host, port=args.port)
 
 

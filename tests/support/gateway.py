@@ -25,6 +25,8 @@ class GatewayProc:
     port: int
     proc: ManagedProcess
     log_path: Path
+    #: The `/metrics` port when the test asked for one (env MCP_GATEWAY_METRICS_PORT), else None.
+    metrics_port: int | None = None
 
     def read_log(self) -> str:
         return self.proc.read_log()
@@ -48,4 +50,5 @@ def start_gateway(config: Mapping[str, Any], workdir: Path, env: Mapping[str, st
     except BaseException:
         proc.stop()
         raise
-    return GatewayProc(url=url, port=port, proc=proc, log_path=proc.log_path)
+    metrics_port = int(proc_env["MCP_GATEWAY_METRICS_PORT"]) or None
+    return GatewayProc(url=url, port=port, proc=proc, log_path=proc.log_path, metrics_port=metrics_port)

@@ -75,7 +75,7 @@ class RawSession:
         assert response.status_code == 200, response.text
         self.session_id = response.headers["mcp-session-id"]
         assert self.post({"jsonrpc": "2.0", "method": "notifications/initialized"}).status_code == 202
-        return response.json()
+        return messages(response)[-1]  # JSON from the gateway; SSE from an SDK backend asked directly
 
     def request(self, method: str, params: dict[str, Any] | None = None, **headers: str) -> httpx.Response:
         self.next_id += 1
