@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
+from starlette.routing import Route
 from fastapi.responses import Response
 
 from app import __version__
@@ -68,17 +69,13 @@ def create_app(config: GatewayConfig, telemetry: Telemetry | None = None) -> Fas
     app.state.gateway = gateway
     app.add_middleware(ConnectionMetrics, relayed=gateway.clients.relayed)
 
-    @app.post("/mcp")
-    async def mcp_post(request: Request) -> Response:
-        return await http.post(request)
+    async def mcp_endpoint(request: Request) -> Response:
+        handler = {"POST": http.post, "GET": http.get, "DELETE": http.delete}[request.method]
+        return await handler(request)
 
-    @app.get("/mcp")
-    async def mcp_get(request: Request) -> Response:
-        return await http.get(request)
-
-    @app.delete("/mcp")
-    async def mcp_delete(request: Request) -> Response:
-        return await http.delete(request)
+    # A plain Starlette route: the hot path skips FastAPI's per-request dependency machinery,
+    # which the endpoint (a raw Request in, a Response out) does not use.
+    app.router.routes.append(Route("/mcp", mcp_endpoint, methods=["POST", "GET", "DELETE"]))
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:
