@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.gateway import Gateway
+from app.jsonrpc import GatewayError
 
 
 def namespace_status(gateway: Gateway) -> dict[str, str]:
@@ -23,7 +24,12 @@ async def health_payload(gateway: Gateway) -> tuple[dict[str, Any], int]:
         redis = "connected" if store_ok else "disconnected"
     else:
         redis = "not_configured"
-    sessions = await gateway.store.count_sessions() if store_ok else 0
+    sessions = 0
+    if store_ok:
+        try:
+            sessions = await gateway.store.count_sessions()
+        except GatewayError:  # Lost between the ping and the count.
+            store_ok = False
     if not store_ok or all(s == "unhealthy" for s in backends.values()):
         status, code = "unhealthy", 503
     elif any(s != "healthy" for s in backends.values()):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from app.jsonrpc import ErrorCode, GatewayError
 from app.state.base import SessionRecord, StateStore, UpstreamBinding
 from app.telemetry import redis_operation
 
@@ -24,6 +27,32 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 return ARGV[2]
 """
+
+
+T = TypeVar("T")
+
+
+class StateUnavailable(GatewayError):
+    """Redis cannot be reached: a clear, retryable 503 instead of a hang or a 500."""
+
+    def __init__(self, reason: str):
+        super().__init__(
+            ErrorCode.STATE_UNAVAILABLE,
+            f"Session store unavailable ({reason}); retry shortly",
+            http_status=503,
+            headers={"retry-after": "1"},
+        )
+
+
+def _unavailable_as_503(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    @functools.wraps(method)
+    async def guarded(*args: Any, **kwargs: Any) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except (RedisError, OSError) as exc:
+            raise StateUnavailable(type(exc).__name__) from None
+
+    return guarded
 
 
 def _session_key(session_id: str) -> str:
@@ -50,6 +79,7 @@ class RedisStore(StateStore):
         )
         self._bind = self.client.register_script(_BIND_IF_EXISTS)
 
+    @_unavailable_as_503
     @redis_operation("create_session")
     async def create_session(self, record: SessionRecord) -> None:
         key = _session_key(record.id)
@@ -59,6 +89,7 @@ class RedisStore(StateStore):
             pipe.zadd(SESSIONS_INDEX, {record.id: time.time() + self.session_ttl})
             await pipe.execute()
 
+    @_unavailable_as_503
     @redis_operation("get_session")
     async def get_session(self, session_id: str) -> SessionRecord | None:
         key = _session_key(session_id)
@@ -71,17 +102,20 @@ class RedisStore(StateStore):
             return None
         return SessionRecord.from_fields(session_id, fields)
 
+    @_unavailable_as_503
     @redis_operation("bind_upstream")
     async def bind_upstream(self, session_id: str, namespace: str, binding: UpstreamBinding) -> UpstreamBinding:
         winner = await self._bind(keys=[_session_key(session_id)], args=[f"up:{namespace}", binding.encode()])
         return UpstreamBinding.decode(winner)
 
+    @_unavailable_as_503
     @redis_operation("replace_upstream")
     async def replace_upstream(self, session_id: str, namespace: str, binding: UpstreamBinding) -> None:
         key = _session_key(session_id)
         if await self.client.exists(key):
             await self.client.hset(key, f"up:{namespace}", binding.encode())
 
+    @_unavailable_as_503
     @redis_operation("delete_session")
     async def delete_session(self, session_id: str) -> SessionRecord | None:
         key = _session_key(session_id)
@@ -92,6 +126,7 @@ class RedisStore(StateStore):
             fields, _, _ = await pipe.execute()
         return SessionRecord.from_fields(session_id, fields) if fields else None
 
+    @_unavailable_as_503
     @redis_operation("count_sessions")
     async def count_sessions(self) -> int:
         async with self.client.pipeline(transaction=False) as pipe:
@@ -100,15 +135,18 @@ class RedisStore(StateStore):
             _, count = await pipe.execute()
         return int(count)
 
+    @_unavailable_as_503
     @redis_operation("put_pending")
     async def put_pending(self, session_id: str, request_id: str, route: dict[str, Any], ttl: int) -> None:
         await self.client.set(_pending_key(session_id, request_id), orjson.dumps(route), ex=ttl)
 
+    @_unavailable_as_503
     @redis_operation("pop_pending")
     async def pop_pending(self, session_id: str, request_id: str) -> dict[str, Any] | None:
         raw = await self.client.getdel(_pending_key(session_id, request_id))
         return orjson.loads(raw) if raw else None
 
+    @_unavailable_as_503
     @redis_operation("ping")
     async def ping(self) -> bool:
         try:
