@@ -205,6 +205,7 @@ class Gateway:
         one (404), so ids cannot be probed, and the attempt is logged."""
         record = await self.store.get_session(session_id)
         if record is not None and record.principal != ctx.principal.subject:
+            telemetry.auth_attempt("session", "failure")
             log.warning(
                 "session presented by another principal",
                 extra={"session_id": session_id, "user": ctx.principal.subject, "owner": record.principal},
@@ -322,6 +323,7 @@ class Gateway:
         """Checked on every call, not only by hiding names from lists: a guessed name is refused."""
         allowed = ctx.principal.can_call(ns.name) if method == "tools/call" else ctx.principal.can_read(ns.name)
         if not allowed:
+            telemetry.auth_attempt("scope", "failure")
             what = "call tools in" if ctx.principal.can_read(ns.name) else "use"
             raise GatewayError(
                 ErrorCode.FORBIDDEN,

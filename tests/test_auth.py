@@ -290,6 +290,13 @@ def test_every_attempt_is_counted_by_type_and_result(tmp_path: Path) -> None:
     try:
         for token, status in ((hs256(), 200), (hs256(exp=1), 401), (API_KEY, 200), ("mcpk_wrong", 401), (None, 401)):
             assert initialize(gateway, token).status_code == status
+        # Refusals after authentication count too: a guessed forbidden tool, a stolen session id,
+        # a disallowed Origin.
+        alice = AuthSession(gateway.url, hs256("alice", scope="mcp:none"))
+        alice.initialize()  # That initialize is one more jwt success.
+        assert alice.request("tools/call", {"name": "alpha__echo", "arguments": {"text": "x"}}).status_code == 403
+        assert AuthSession(gateway.url, hs256("mallory"), session_id=alice.session_id).request("ping").status_code == 404
+        assert alice.request("ping", origin="https://evil.example").status_code == 403
         scrape = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
         counts = {
             (s.labels["type"], s.labels["result"]): s.value
@@ -298,6 +305,14 @@ def test_every_attempt_is_counted_by_type_and_result(tmp_path: Path) -> None:
             for s in family.samples
             if s.name == "mcp_gateway_auth_attempts_total"
         }
-        assert counts == {("jwt", "success"): 1, ("jwt", "failure"): 1, ("api_key", "success"): 1, ("api_key", "failure"): 2}
+        assert counts == {
+            ("jwt", "success"): 5,  # initialize; alice's initialize, initialized and tools/call; mallory's ping
+            ("jwt", "failure"): 1,
+            ("api_key", "success"): 1,
+            ("api_key", "failure"): 2,
+            ("scope", "failure"): 1,
+            ("session", "failure"): 1,
+            ("origin", "failure"): 1,
+        }
     finally:
         gateway.proc.stop()

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from app.config import GatewayConfig, is_loopback
+from app import telemetry
 from app.jsonrpc import ErrorCode, GatewayError
 
 
@@ -40,4 +41,5 @@ class OriginPolicy:
         own = urlsplit(origin_l).netloc == host.lower()
         if own or origin_l in self.allowed_origins or "*" in self.allowed_origins:
             return
+        telemetry.auth_attempt("origin", "failure")
         raise GatewayError(ErrorCode.FORBIDDEN, f"Origin '{origin}' is not allowed", http_status=403)
