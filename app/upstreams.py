@@ -17,6 +17,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from app import telemetry
+from app.background import BackgroundTasks
 from app.backends import Backend, BackendFailure, Event, Handshake, UpstreamSessionGone
 from app.breaker import CircuitOpen, Permit
 from app.jsonrpc import ErrorCode, Message, is_response
@@ -50,7 +51,7 @@ class Upstreams:
         #: Awaited whenever a session gets a new upstream session, before the first request goes
         #: there, so a standalone stream can attach to it and miss nothing the backend sends.
         self.on_bound = on_bound
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = BackgroundTasks()
 
     # -- circuit breakers ---------------------------------------------------------------------
     @staticmethod
@@ -149,7 +150,7 @@ class Upstreams:
             if current is None:
                 winner = await self.store.bind_upstream(record.id, ns.name, fresh)
                 if winner != fresh:  # Another replica bound this session first: use its upstream session.
-                    self._spawn(backend.end_session(fresh.session_id, fresh.protocol_version))
+                    self._background.spawn(backend.end_session(fresh.session_id, fresh.protocol_version))
                     chosen = ns.backend(winner.backend) or backend
                     if chosen is not backend:
                         permit.release()
@@ -162,7 +163,7 @@ class Upstreams:
                 await self.store.replace_upstream(record.id, ns.name, fresh)
                 old = ns.backend(current.backend)
                 if old is not None and old.breaker.allows():  # No goodbye to a replica whose circuit is open.
-                    self._spawn(old.end_session(current.session_id, current.protocol_version))
+                    self._background.spawn(old.end_session(current.session_id, current.protocol_version))
             record.upstreams[ns.name] = fresh
             if self.on_bound is not None:
                 await self.on_bound(record.id, ns.name)
@@ -259,8 +260,3 @@ class Upstreams:
             if backend is not None:
                 jobs.append(backend.end_session(binding.session_id, binding.protocol_version))
         await asyncio.gather(*jobs, return_exceptions=True)
-
-    def _spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
-        task = asyncio.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)

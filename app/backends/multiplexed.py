@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app import __version__, jsonrpc
+from app.background import BackgroundTasks
 from app.backends.base import Backend, Event, Handshake, Opened
 from app.jsonrpc import Message, RequestId
 from app.protocol import LATEST_VERSION
@@ -85,7 +86,7 @@ class MultiplexedBackend(Backend, abc.ABC):
         self._opened: Opened | None = None
         self._lock = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = BackgroundTasks()
         #: Set by the gateway: deliver an unsolicited message to one session (or None: all).
         self.deliver: Deliver = lambda owner, message: None
 
@@ -167,7 +168,8 @@ class MultiplexedBackend(Backend, abc.ABC):
                 try:
                     item = await asyncio.wait_for(call.queue.get(), timeout)
                 except asyncio.TimeoutError:
-                    self._spawn(self._cancel_upstream(upstream_id))
+                    cancel = jsonrpc.notification("notifications/cancelled", {"requestId": upstream_id, "reason": "gateway timeout"})
+                    self._background.spawn(self._send_best_effort(cancel, "cancel a timed-out call"))
                     raise self.failure(f"no answer within {timeout:g}s", timeout=True) from None
                 if isinstance(item, BaseException):
                     raise item
@@ -202,17 +204,12 @@ class MultiplexedBackend(Backend, abc.ABC):
         except (OSError, ConnectionError, RuntimeError) as exc:
             raise self.failure(f"connection broke ({type(exc).__name__})") from None
 
-    async def _cancel_upstream(self, upstream_id: int) -> None:
-        cancel = jsonrpc.notification("notifications/cancelled", {"requestId": upstream_id, "reason": "gateway timeout"})
+    async def _send_best_effort(self, message: Message, what: str) -> None:
+        """Write to a connection that may already be gone; a failure is logged, never raised."""
         try:
-            await self._write(jsonrpc.dumps(cancel))
-        except Exception:  # noqa: BLE001 - best effort on a connection that may be gone
-            pass
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+            await self._write(jsonrpc.dumps(message))
+        except Exception:  # noqa: BLE001 - best effort by design
+            log.warning("could not %s", what, extra={"namespace": self.namespace, "backend": self.name})
 
     # -- reading ----------------------------------------------------------------------------
     async def _read_loop(self) -> None:
@@ -233,7 +230,7 @@ class MultiplexedBackend(Backend, abc.ABC):
             failure = self.failure(reason)
             for call in list(self._calls.values()):
                 call.queue.put_nowait(failure)
-            self._spawn(self._disconnect())
+            self._background.spawn(self._disconnect())
 
     def _sole_owner_call(self) -> _Call | None:
         owners = {call.owner for call in self._calls.values() if call.owner}
@@ -279,13 +276,7 @@ class MultiplexedBackend(Backend, abc.ABC):
             "mcp-gateway cannot relay this request: it is not tied to exactly one client session "
             "on this shared connection (use a Streamable HTTP backend for per-session server requests)",
         )
-        self._spawn(self._send_or_log(jsonrpc.error_response(message["id"], error)))
-
-    async def _send_or_log(self, message: Message) -> None:
-        try:
-            await self._write(jsonrpc.dumps(message))
-        except Exception:  # noqa: BLE001
-            log.warning("could not answer the backend", extra={"namespace": self.namespace, "backend": self.name})
+        self._background.spawn(self._send_best_effort(jsonrpc.error_response(message["id"], error), "answer the backend"))
 
     async def close(self) -> None:
         if self._reader is not None:

@@ -39,7 +39,7 @@ class StdioBackend(MultiplexedBackend):
             limit=MAX_LINE_BYTES,
             start_new_session=True,
         )
-        self._spawn(self._relay_stderr(self._proc))
+        self._background.spawn(self._relay_stderr(self._proc))
 
     async def _relay_stderr(self, proc: asyncio.subprocess.Process) -> None:
         """Child diagnostics become gateway log lines naming the backend."""
