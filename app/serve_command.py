@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
             proxy_headers=False,
         ),
-        app.state.gateway.drain,
+        app.gateway.drain,
         max(1.0, config.drain_timeout_seconds - SHUTDOWN_GRACE_SECONDS - FLUSH_RESERVE_SECONDS),
     )
     try:

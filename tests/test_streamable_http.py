@@ -94,6 +94,14 @@ def test_delete_ends_the_session(session: RawSession) -> None:
     assert session.client.delete(session.url, headers=session.headers()).status_code == 404
 
 
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "HEAD"])
+def test_other_methods_are_405_with_allow(session: RawSession, method: str) -> None:
+    response = session.client.request(method, session.url, headers=session.headers())
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST, GET, DELETE"
+    assert session.request("ping").status_code == 200
+
+
 def test_unsupported_protocol_version_header_is_400(session: RawSession) -> None:
     response = session.request("ping", mcp_protocol_version="2099-01-01")
     assert response.status_code == 400
