@@ -12,6 +12,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -237,9 +238,10 @@ class Gateway:
         that ends the stream with a JSON-RPC error response."""
         started = False
         try:
-            async for event in self._dispatch(ctx, record, message):
-                started = True
-                yield event
+            async with aclosing(self._dispatch(ctx, record, message)) as events:
+                async for event in events:
+                    started = True
+                    yield event
         except GatewayError as error:
             log.warning("request failed: %s", error.message, extra={"method": message.get("method"), "session_id": record.id})
             if not started:
@@ -273,13 +275,15 @@ class Gateway:
             await self._fan_out(ctx, record, message, self._readable(ctx))
             yield Event(result_response(message["id"], {}))
         elif method in LISTS:
-            async for event in self._list(ctx, record, message, LISTS[method]):
-                yield event
+            async with aclosing(self._list(ctx, record, message, LISTS[method])) as events:
+                async for event in events:
+                    yield event
         else:
             ns, upstream_message = await self._route(ctx, record, method, params, message)
             self._authorize(ctx, ns, method)
-            async for event in self._forward(ctx, record, ns, upstream_message):
-                yield event
+            async with aclosing(self._forward(ctx, record, ns, upstream_message)) as events:
+                async for event in events:
+                    yield event
 
     async def _route(
         self, ctx: RequestContext, record: SessionRecord, method: str, params: dict[str, Any], message: Message
@@ -377,10 +381,11 @@ class Gateway:
             return
         if only is not None:
             # One namespace: forward verbatim (cursors, _meta and all), renaming only if prefixed.
-            async for event in self._forward(ctx, record, only, message):
-                if event.message is not None and is_response(event.message) and isinstance(event.message.get("result"), dict):
-                    expose_items(self.router, kind, only, event.message["result"])
-                yield event
+            async with aclosing(self._forward(ctx, record, only, message)) as events:
+                async for event in events:
+                    if event.message is not None and is_response(event.message) and isinstance(event.message.get("result"), dict):
+                        expose_items(self.router, kind, only, event.message["result"])
+                    yield event
             return
         params = message.get("params") or {}
 
@@ -402,10 +407,11 @@ class Gateway:
         key = (record.id, message.get("id"))
         self._in_flight[key] = ns.name
         try:
-            async for event in self.upstreams.call(record, ns, message, ctx.headers):
-                out = await self._relay(record, ns, event)
-                if out is not None:
-                    yield out
+            async with aclosing(self.upstreams.call(record, ns, message, ctx.headers)) as events:
+                async for event in events:
+                    out = await self._relay(record, ns, event)
+                    if out is not None:
+                        yield out
         finally:
             self._in_flight.pop(key, None)
 
@@ -479,17 +485,19 @@ class Gateway:
         if backend is None:
             return
         try:
-            async for event in backend.listen(binding.session_id, binding.protocol_version, resume):
-                relayed = await self._relay(record, ns, event)
-                if relayed is not None:
-                    yield relayed
+            async with aclosing(backend.listen(binding.session_id, binding.protocol_version, resume)) as events:
+                async for event in events:
+                    relayed = await self._relay(record, ns, event)
+                    if relayed is not None:
+                        yield relayed
         except GatewayError as exc:
             log.info("upstream stream ended: %s", exc.message, extra={"namespace": ns.name})
 
     async def _resume(self, record: SessionRecord, ns: Namespace, upstream_id: str) -> AsyncIterator[Event]:
-        async for event in self._upstream_events(record, ns, upstream_id):
-            if event.message is not None or event.event_id is not None:
-                yield event
+        async with aclosing(self._upstream_events(record, ns, upstream_id)) as events:
+            async for event in events:
+                if event.message is not None or event.event_id is not None:
+                    yield event
 
     async def _attach_streams(self, session_id: str, namespace: str) -> None:
         attach = self._followers.get(session_id)

@@ -16,6 +16,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Iterable
+from contextlib import aclosing
 
 from app import telemetry
 from app.backends import Backend, BackendFailure, Handshake, UpstreamSessionGone
@@ -59,9 +60,10 @@ class _Probe:
         if not self.opened:
             await self._open()
         message = {"jsonrpc": "2.0", "id": f"gateway-health-{next(self.ids)}", "method": "ping"}
-        async for event in self.backend.request(self.session_id, self.protocol_version, message, {}, ""):
-            if event.message is not None and is_response(event.message) and event.message.get("id") == message["id"]:
-                return  # Any answer, even an error, means the server is there and speaking MCP.
+        async with aclosing(self.backend.request(self.session_id, self.protocol_version, message, {}, "")) as events:
+            async for event in events:
+                if event.message is not None and is_response(event.message) and event.message.get("id") == message["id"]:
+                    return  # Any answer, even an error, means the server is there and speaking MCP.
         raise self.backend.failure("no answer to ping")
 
     async def ping(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 
 from app import telemetry
 from app.background import BackgroundTasks
@@ -91,6 +92,10 @@ class Upstreams:
 
     @staticmethod
     def circuit_open(ns: Namespace) -> CircuitOpen:
+        """The refusal when every replica's circuit is open. It is the namespace's failure, not
+        the gateway's: the request is labelled with the namespace (no replica served it), so the
+        errors of a namespace behind open circuits show under its name."""
+        telemetry.note_route(ns.name)
         waits = [b.breaker.retry_after() for b in ns.backends]
         return CircuitOpen(ns.name, min(waits) if waits else 1.0)
 
@@ -192,11 +197,13 @@ class Upstreams:
             # W3C trace context of this call, as HTTP headers and in params._meta (any transport).
             outgoing, sent_headers = telemetry.carry(span, message, headers)
             try:
-                async for event in backend.request(binding.session_id, binding.protocol_version, outgoing, sent_headers, record.id):
-                    if event.message is not None and is_response(event.message) and event.message.get("id") == request_id:
-                        self._record(backend, permit, True, user)  # Before the yield: the consumer may stop here.
-                    started = True
-                    yield event
+                events = backend.request(binding.session_id, binding.protocol_version, outgoing, sent_headers, record.id)
+                async with aclosing(events):
+                    async for event in events:
+                        if event.message is not None and is_response(event.message) and event.message.get("id") == request_id:
+                            self._record(backend, permit, True, user)  # Before the yield: the consumer may stop here.
+                        started = True
+                        yield event
                 self._record(backend, permit, True, user)
                 backend.healthy = True
                 return

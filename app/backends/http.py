@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 
 import aiohttp
 
@@ -121,12 +121,13 @@ class HttpBackend(Backend):
             await self._check_status(response, None)
             session_id = response.headers.get("mcp-session-id")
             result = None
-            async for event in self._events(response):
-                if event.message is not None and jsonrpc.is_response(event.message):
-                    if "error" in event.message:
-                        raise self.failure(f"initialize refused: {event.message['error'].get('message')}", trips=False)
-                    result = event.message.get("result") or {}
-                    break
+            async with aclosing(self._events(response)) as events:
+                async for event in events:
+                    if event.message is not None and jsonrpc.is_response(event.message):
+                        if "error" in event.message:
+                            raise self.failure(f"initialize refused: {event.message['error'].get('message')}", trips=False)
+                        result = event.message.get("result") or {}
+                        break
             await self._finish(response)
         if result is None:
             raise self.failure("initialize got no answer")
@@ -142,15 +143,16 @@ class HttpBackend(Backend):
         answered = resumable = False
         async with self._exchange("POST", self._headers(session_id, protocol_version, headers), jsonrpc.dumps(message)) as response:
             await self._check_status(response, session_id)
-            async for event in self._events(response):
-                resumable = resumable or event.event_id is not None
-                final = event.message is not None and jsonrpc.is_response(event.message) and event.message.get("id") == request_id
-                if final:
-                    answered = True
-                    await self._finish(response)
-                yield event
-                if final:
-                    break
+            async with aclosing(self._events(response)) as events:
+                async for event in events:
+                    resumable = resumable or event.event_id is not None
+                    final = event.message is not None and jsonrpc.is_response(event.message) and event.message.get("id") == request_id
+                    if final:
+                        answered = True
+                        await self._finish(response)
+                    yield event
+                    if final:
+                        break
         if not answered and not resumable:
             raise self.failure("the backend closed the stream without answering")
 
@@ -178,8 +180,9 @@ class HttpBackend(Backend):
                 return
             await self._check_status(response, session_id)
             yield Event(None, source=self.name)  # The stream is open: nothing sent from now on is lost.
-            async for event in self._events(response):
-                yield event
+            async with aclosing(self._events(response)) as events:
+                async for event in events:
+                    yield event
 
     async def end_session(self, session_id: str | None, protocol_version: str | None) -> None:
         if not session_id:

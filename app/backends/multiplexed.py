@@ -16,6 +16,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,11 +123,13 @@ class MultiplexedBackend(Backend, abc.ABC):
         request = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": GATEWAY_HANDSHAKE.initialize_params()}
         result: dict[str, Any] = {}
         try:
-            async for event in self._call(request, owner="", timeout=max(self.config.timeout_seconds, HANDSHAKE_TIMEOUT_SECONDS)):
-                if event.message and "error" in event.message:
-                    await self._disconnect()
-                    raise self.failure(f"initialize refused: {event.message['error'].get('message')}", trips=False)
-                result = (event.message or {}).get("result") or {}
+            calls = self._call(request, owner="", timeout=max(self.config.timeout_seconds, HANDSHAKE_TIMEOUT_SECONDS))
+            async with aclosing(calls):
+                async for event in calls:
+                    if event.message and "error" in event.message:
+                        await self._disconnect()
+                        raise self.failure(f"initialize refused: {event.message['error'].get('message')}", trips=False)
+                    result = (event.message or {}).get("result") or {}
             await self._write(jsonrpc.dumps(jsonrpc.notification("notifications/initialized")))
         except BaseException:
             # A failed or abandoned handshake must not leave its reader and process behind: the
@@ -147,8 +150,9 @@ class MultiplexedBackend(Backend, abc.ABC):
         self, session_id: str | None, protocol_version: str | None, message: Message, headers: dict[str, str], owner: str
     ) -> AsyncIterator[Event]:
         await self._ensure_open()
-        async for event in self._call(message, owner):
-            yield event
+        async with aclosing(self._call(message, owner)) as events:
+            async for event in events:
+                yield event
 
     async def _call(self, message: Message, owner: str, timeout: float | None = None) -> AsyncIterator[Event]:
         timeout = timeout or self.config.timeout_seconds

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from starlette.requests import Request
@@ -139,9 +140,10 @@ class StreamableHttp:
 
         async def stream() -> AsyncIterator[bytes]:
             with self.gateway.drain.request():
-                yield sse.encode(first)
-                async for event in events:
-                    yield sse.encode(event)
+                async with aclosing(events):
+                    yield sse.encode(first)
+                    async for event in events:
+                        yield sse.encode(event)
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers=sse.SSE_HEADERS)
 

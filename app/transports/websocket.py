@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from contextlib import aclosing
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -149,9 +150,10 @@ class WebSocketConnection:
 
     async def _answer(self, record: SessionRecord, message: Message) -> None:
         try:
-            async for event in self.gateway.handle_request(self.ctx, record, message):
-                if event.message is not None:
-                    await self.send(event.message)
+            async with aclosing(self.gateway.handle_request(self.ctx, record, message)) as events:
+                async for event in events:
+                    if event.message is not None:
+                        await self.send(event.message)
         except GatewayError as error:
             await self._send_quietly(jsonrpc.error_response(message.get("id"), error))
         except (WebSocketDisconnect, RuntimeError):
