@@ -20,15 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
-from websockets.sync.client import ClientConnection, connect
 
 from tests.ops_support import METRICS, PrometheusServer, ScrapeJob
 from tests.support import LOOPBACK, RedisServer, free_port, start_backend, start_gateway, wait_until
+from tests.support.certs import self_signed_certificate
 from tests.support.mcp_http import RawSession
+from tests.support.mcp_ws import WsSession
 
 #: Metrics whose features exist now, so real traffic must produce them.
 PRODUCED = (
@@ -57,49 +57,7 @@ class Scrapes:
     certificate_subject: str
 
 
-def _certificate(workdir: Path) -> tuple[Path, str]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gateway.test"), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "MCP")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=20))
-        .sign(key, hashes.SHA256())
-    )
-    path = workdir / "gateway.pem"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return path, name.rfc4514_string()
-
-
-class Ws:
-    """A raw JSON-RPC client on one WebSocket."""
-
-    def __init__(self, url: str):
-        self._opened = connect(url, subprotocols=["mcp"], open_timeout=10)  # type: ignore[list-item]
-        self.conn: ClientConnection = self._opened.__enter__()
-        self.ids = 0
-
-    def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        self.ids += 1
-        message: dict[str, Any] = {"jsonrpc": "2.0", "id": self.ids, "method": method}
-        if params is not None:
-            message["params"] = params
-        self.conn.send(orjson.dumps(message).decode())
-        while True:
-            answer = orjson.loads(self.conn.recv(timeout=15))
-            if answer.get("id") == self.ids and "method" not in answer:
-                return answer
-
-    def close(self) -> None:
-        self._opened.__exit__(None, None, None)
-
-
-def _traffic(base: str) -> Ws:
+def _traffic(base: str) -> WsSession:
     """HTTP and WebSocket calls, successes and errors; returns a WebSocket left open."""
     http = RawSession(base)
     http.initialize()
@@ -113,12 +71,12 @@ def _traffic(base: str) -> Ws:
     assert http.client.delete(http.url, headers=http.headers()).status_code == 204
     http.close()
 
-    ws = Ws(base.replace("http://", "ws://") + "/ws")
-    ws.call("initialize", {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}})
+    ws = WsSession(base.replace("http://", "ws://") + "/ws")
+    ws.initialize()
     assert ws.call("tools/call", {"name": "sock__echo", "arguments": {"text": "ws"}})["result"]["isError"] is False
     assert "error" in ws.call("prompts/get", {"name": "nowhere__greet"})
-    closed = Ws(base.replace("http://", "ws://") + "/ws")
-    closed.call("initialize", {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}})
+    closed = WsSession(base.replace("http://", "ws://") + "/ws")
+    closed.initialize()
     closed.close()
     return ws
 
@@ -130,7 +88,7 @@ def scrapes(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer)
         redis_server.start()
     web = start_backend("web", workdir, "http")
     sock = start_backend("sock", workdir, "ws")
-    certificate, subject = _certificate(workdir)
+    certificate, subject = self_signed_certificate(workdir, "gateway.test", days=20)
     metrics_port = free_port()
     gateway = start_gateway(
         {

@@ -36,6 +36,7 @@ from app.telemetry import state
 from app.telemetry.instruments import Instruments, UserLabel, method_label
 from app.telemetry.requests import RequestScope, request_refused
 from tests.support import LOOPBACK, free_port
+from tests.support.certs import self_signed_certificate
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -151,34 +152,13 @@ def test_request_latency_buckets_run_from_1ms_to_10s_with_an_exact_half_second(r
 
 
 def test_certificate_expiry_is_a_unitless_gauge_by_subject(recording: Recording, tmp_path: Any) -> None:
-    pem = _self_signed(tmp_path, "gateway.example")
+    pem, _ = self_signed_certificate(tmp_path, "gateway.example", days=90)
     recording.instruments.watch_certificates([pem, tmp_path / "missing.pem"])
     family = recording.families()["x509_cert_expiry"]
     assert family.type == "gauge"
     [sample] = family.samples
     assert sample.name == "x509_cert_expiry" and sample.labels == {"subject": "CN=gateway.example"}
     assert sample.value > 1.7e9
-
-
-def _self_signed(tmp_path: Any, common_name: str) -> Any:
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=90))
-        .sign(key, hashes.SHA256())
-    )
-    path = tmp_path / f"{common_name}.pem"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return path
 
 
 # -- label rules -----------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 - `paths`: where the Collector configs, Prometheus rules and dashboards live.
 - `contract`: the metric names and labels the gateway, bridge and router expose.
 - `promql`: every PromQL expression in the dashboards and rules, and a small reader
-  that finds the metric selectors and grouping labels in an expression.
+  that finds the metric selectors and grouping labels in an expression (and gives its
+  comparisons the `bool` modifier, to see what an alert watches when it does not fire).
 - `collector`: structural checks of an OpenTelemetry Collector configuration against the
   pinned distribution's component list.
 - `prometheus`: a real `prometheus` server on a free loopback port, scraping given
@@ -32,6 +33,7 @@ from .promql import (
     Expression,
     Selector,
     all_expressions,
+    comparisons_as_bool,
     dashboard_expressions,
     grouping_labels,
     metric_names,
@@ -64,6 +66,7 @@ __all__ = [
     "all_expressions",
     "amtool",
     "check_collector_config",
+    "comparisons_as_bool",
     "dashboard_expressions",
     "grouping_labels",
     "load_distribution",

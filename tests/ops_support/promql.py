@@ -75,9 +75,10 @@ class Expression:
     """A PromQL expression and where it was found."""
 
     file: str  # relative to the repository
-    where: str  # e.g. "panel 'Throughput' target A" or "alert MCPGatewayDown"
+    where: str  # e.g. "row 'Traffic' panel 'Throughput' target A" or "alert MCPGatewayDown"
     kind: str  # "dashboard" | "alert" | "record"
     expr: str
+    records: str = ""  # a recording rule's: the selector of the series it writes
 
     def __str__(self) -> str:
         return f"{self.file}: {self.where}"
@@ -175,6 +176,37 @@ def _read(expr: str) -> tuple[list[Selector], set[str]]:
     return found, grouping
 
 
+COMPARISONS = frozenset({"==", "!=", ">", "<", ">=", "<="})
+
+
+def comparisons_as_bool(expr: str) -> str:
+    """`expr` with every comparison operator given the `bool` modifier.
+
+    A comparison filters: `x > 0.05` keeps only the series over the threshold, so an alert that
+    is not firing returns nothing. With `bool` it returns every series it compares (1 where the
+    condition holds, 0 where not): what the alert watches, whether it fires or not. Matchers
+    inside `{...}` are left alone, and so is a comparison that already has `bool`.
+    """
+    out: list[str] = []
+    depth = 0
+    pos = 0
+    while pos < len(expr):
+        match = _TOKEN.match(expr, pos)
+        if not match:
+            raise PromQLReadError(f"cannot read {expr[pos:pos + 20]!r} in {expr!r}")
+        kind, text = match.lastgroup, match.group()
+        out.append(text)
+        pos = match.end()
+        depth += {"lbrace": 1, "rbrace": -1}.get(kind or "", 0)
+        if kind == "op" and text in COMPARISONS and depth == 0:
+            following = _TOKEN.match(expr, pos)
+            while following and following.lastgroup in ("ws", "comment"):
+                following = _TOKEN.match(expr, following.end())
+            if not (following and following.group() == "bool"):
+                out.append(" bool")
+    return "".join(out)
+
+
 def selectors(expr: str) -> list[Selector]:
     """The vector selectors of `expr`, in order."""
     return _read(expr)[0]
@@ -200,21 +232,30 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-def _panels(panels: Iterable[dict]) -> Iterator[dict]:
+def _panels(panels: Iterable[dict]) -> Iterator[tuple[str | None, dict]]:
+    """(title of the row it is in, panel) for every panel: the panels after a row belong to it,
+    and so do a collapsed row's own `panels`."""
+    row = None
     for panel in panels:
-        yield panel
-        yield from _panels(panel.get("panels", []))  # rows, collapsed or not
+        if panel.get("type") == "row":
+            row = panel.get("title")
+        yield row, panel
+        for inner in panel.get("panels", []):
+            yield row, inner
 
 
 def dashboard_expressions(files: Iterable[Path] = DASHBOARD_FILES) -> list[Expression]:
-    """Every target expression of every panel (and query variable) of the dashboards."""
+    """Every target expression of every panel (and query variable) of the dashboards; `where`
+    names the row too, since panels in different rows may share a title."""
     out: list[Expression] = []
     for path in files:
         dash = json.loads(path.read_text())
-        for panel in _panels(dash.get("panels", [])):
+        for row, panel in _panels(dash.get("panels", [])):
             for target in panel.get("targets", []):
                 if target.get("expr"):
                     where = f"panel {panel.get('title')!r} target {target.get('refId')}"
+                    if row is not None and row != panel.get("title"):
+                        where = f"row {row!r} {where}"
                     out.append(Expression(_rel(path), where, "dashboard", target["expr"]))
         for var in dash.get("templating", {}).get("list", []):
             if var.get("type") == "query":
@@ -240,8 +281,16 @@ def rule_expressions(files: Iterable[Path] = RULE_FILES) -> list[Expression]:
         if "alert" in rule:
             out.append(Expression(_rel(path), f"alert {rule['alert']}", "alert", rule["expr"]))
         else:
-            out.append(Expression(_rel(path), f"record {rule['record']}", "record", rule["expr"]))
+            series = recorded_series(rule)
+            out.append(Expression(_rel(path), f"record {series}", "record", rule["expr"], series))
     return out
+
+
+def recorded_series(rule: dict) -> str:
+    """The selector of what a recording rule writes: its name and the labels it adds
+    (several rules may record one name, told apart by those labels)."""
+    labels = ", ".join(f"{name}={json.dumps(str(value))}" for name, value in sorted((rule.get("labels") or {}).items()))
+    return f"{rule['record']}{{{labels}}}" if labels else rule["record"]
 
 
 def recording_rule_names(files: Iterable[Path] = RULE_FILES) -> set[str]:
