@@ -4,6 +4,7 @@ half-close, a client that does not read, the gateway going away, SIGTERM, metric
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hashlib
 import os
@@ -19,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.tcp_bridge.client import MCPBClient, MCPBError, RpcError
 from app.tcp_bridge.codec import FrameType, Layout, encode_frame, encode_json, make_envelope, parse_error_payload
+from app.tcp_bridge.command import add_arguments, build_config
 from tests.support import LOOPBACK, GatewayProc, free_port, http_status, start_gateway, stdio_command, tcp_accepts, wait_until, wait_until_async
 from tests.support.otlp import OtlpReceiver
 from tests.test_tcp_bridge_support import (
@@ -465,6 +467,26 @@ async def test_requests_still_in_flight_at_the_drain_deadline_get_an_error(gatew
 
 
 # -- telemetry --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "env", "bound"),
+    [
+        ([], {}, "127.0.0.1"),  # loopback, like the default --listen
+        (["--listen", "0.0.0.0:8445"], {}, "0.0.0.0"),  # a container: Prometheus must reach :9092
+        (["--listen", "0.0.0.0:8445", "--metrics-host", "127.0.0.1"], {}, "127.0.0.1"),
+        (["--listen", "0.0.0.0:8445"], {"MCP_BRIDGE_METRICS_HOST": "127.0.0.1"}, "127.0.0.1"),
+    ],
+)
+def test_the_scrape_endpoint_binds_the_listen_host_unless_told_otherwise(
+    args: list[str], env: dict[str, str], bound: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MCP_BRIDGE_METRICS_HOST", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)  # reads the environment's defaults now
+    assert build_config(parser.parse_args(args)).metrics_host == bound
+
+
 async def test_frames_connections_and_tcp_latency_are_scraped(gateway: GatewayProc, workdir: Path) -> None:
     metrics_port = free_port()
     own = start_bridge(workdir, ws_url(gateway.url), "--metrics-port", str(metrics_port))

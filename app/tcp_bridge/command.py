@@ -28,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=env("MCP_BRIDGE_METRICS_PORT", str(DEFAULT_METRICS_PORT)),  # a string: argparse converts it when used
         help=f"Prometheus scrape port, 0 turns it off (default {DEFAULT_METRICS_PORT}; env MCP_BRIDGE_METRICS_PORT)",
     )
+    parser.add_argument(
+        "--metrics-host",
+        default=env("MCP_BRIDGE_METRICS_HOST"),
+        help="address the scrape endpoint binds (default: the --listen host, as the gateway's metrics follow its host; env MCP_BRIDGE_METRICS_HOST)",
+    )
     defaults = BridgeConfig()
     parser.add_argument("--max-connections", type=int, default=defaults.max_connections, help="open connections (default %(default)s)")
     parser.add_argument("--max-in-flight", type=int, default=defaults.max_in_flight, help="requests in flight per connection (default %(default)s)")
@@ -69,6 +74,7 @@ def build_config(args: argparse.Namespace) -> BridgeConfig:
         port=port,
         gateway_url=normalize_gateway_url(args.gateway),
         metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host or host,
         max_connections=args.max_connections,
         max_in_flight=args.max_in_flight,
         max_frame_bytes=args.max_frame_bytes,
