@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +23,8 @@ from app.auth.config import HMAC_ALGORITHMS, AuthConfig, JwtConfig
 from app.auth.jwks import JwksCache
 from app.auth.principal import ANONYMOUS, Principal
 from app.jsonrpc import ErrorCode, GatewayError
+
+log = logging.getLogger("mcp_gateway.auth")
 
 
 class AuthFailure(GatewayError):
@@ -137,6 +140,14 @@ class Authenticator:
                 principal = await self._verify(headers)
             except AuthFailure as failure:
                 telemetry.auth_attempt(failure.credential, "failure")
+                # The operations guide's "Authentication failures" query looks for exactly this
+                # line: level error, this message, and the request's user (the caller is not
+                # known, so `anonymous` under the user-label rule; absent with `off`).
+                fields = {"auth_type": failure.credential, "error": failure.message}
+                user = telemetry.instruments().user(ANONYMOUS)
+                if user is not None:
+                    fields["user"] = user
+                log.error("authentication failed", extra=fields)
                 raise
             telemetry.auth_attempt(principal.kind, "success")
             user = telemetry.instruments().user(principal)
