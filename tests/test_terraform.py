@@ -465,6 +465,8 @@ def _check_region(data: dict[str, Any]) -> None:
     assert env["AMP_REMOTE_WRITE_URL"] == outputs["prometheus_remote_write_url"]
     assert env["FEDERATION_OTLP_ENDPOINT"] == variables["federation_endpoint"]
     assert env["MCP_REGION"] == "moto1"
+    # The sidecar scrapes its own task's gateway and bridge (region.yaml's prometheus receiver).
+    assert (env["GATEWAY_METRICS_TARGET"], env["BRIDGE_METRICS_TARGET"]) == ("127.0.0.1:9090", "127.0.0.1:9092")
     assert container_secrets(collector) == {
         "FEDERATION_BEARER_TOKEN": variables["federation_token_secret_arn"],
         "LOGS_USERNAME": f"{variables['logs_credentials_secret_arn']}:username::",

@@ -52,6 +52,8 @@ locals {
   bridge_environment = merge(local.otel_environment, { OTEL_SERVICE_NAME = "mcp-tcp-bridge" })
 
   # The variables the Collector configuration (otel/collector/region.yaml) reads.
+  # The sidecar shares the task's network namespace: it scrapes the gateway's and
+  # the bridge's metrics endpoints on loopback (their `up` for MCPGatewayDown).
   collector_environment = merge(
     {
       OTEL_COLLECTOR_CONFIG  = var.collector_config
@@ -59,6 +61,8 @@ locals {
       MCP_REGION             = var.region_label
       DEPLOYMENT_ENVIRONMENT = var.environment
       AMP_REMOTE_WRITE_URL   = var.prometheus_remote_write_url
+      GATEWAY_METRICS_TARGET = "127.0.0.1:${local.metrics_port}"
+      BRIDGE_METRICS_TARGET  = "127.0.0.1:${local.bridge_metrics_port}"
     },
     var.federation_endpoint == null ? {} : { FEDERATION_OTLP_ENDPOINT = var.federation_endpoint },
     var.collector_environment,

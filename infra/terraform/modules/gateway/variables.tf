@@ -252,7 +252,7 @@ variable "collector_image" {
 }
 
 variable "collector_config" {
-  description = "Collector configuration YAML (the repository's otel/collector/region.yaml); it reaches the container through the OTEL_COLLECTOR_CONFIG variable (--config=env:OTEL_COLLECTOR_CONFIG). Its $${env:...} references are served by the module (AWS_REGION, MCP_REGION, DEPLOYMENT_ENVIRONMENT, AMP_REMOTE_WRITE_URL, FEDERATION_OTLP_ENDPOINT) and by collector_environment and collector_secrets."
+  description = "Collector configuration YAML (the repository's otel/collector/region.yaml); it reaches the container through the OTEL_COLLECTOR_CONFIG variable (--config=env:OTEL_COLLECTOR_CONFIG). Its $${env:...} references are served by the module (AWS_REGION, MCP_REGION, DEPLOYMENT_ENVIRONMENT, AMP_REMOTE_WRITE_URL, FEDERATION_OTLP_ENDPOINT, GATEWAY_METRICS_TARGET, BRIDGE_METRICS_TARGET) and by collector_environment and collector_secrets."
   type        = string
 
   validation {

@@ -89,13 +89,15 @@ run "collector_sidecar_runs_the_pinned_collector_with_the_region_config" {
       } == {
       AMP_REMOTE_WRITE_URL     = "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-mock0000-0000-0000-0000-000000000000/api/v1/remote_write"
       AWS_REGION               = "us-east-1"
+      BRIDGE_METRICS_TARGET    = "127.0.0.1:9092"
       DEPLOYMENT_ENVIRONMENT   = "production"
       FEDERATION_OTLP_ENDPOINT = "otel.global.example.com:4317"
+      GATEWAY_METRICS_TARGET   = "127.0.0.1:9090"
       JAEGER_OTLP_ENDPOINT     = "jaeger.use1.example.com:4317"
       LOGS_ENDPOINT            = "https://logs.use1.example.com"
       MCP_REGION               = "use1"
     }
-    error_message = "the sidecar writes to this region's workspace, sends traces and logs to the region's stores and forwards to the federation"
+    error_message = "the sidecar writes to this region's workspace, sends traces and logs to the region's stores, forwards to the federation and scrapes its own task's gateway and bridge"
   }
 
   assert {

@@ -249,11 +249,13 @@ run "task_definition_gateway_bridge_and_collector" {
       } == {
       AMP_REMOTE_WRITE_URL     = "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-region/api/v1/remote_write"
       AWS_REGION               = "us-east-1"
+      BRIDGE_METRICS_TARGET    = "127.0.0.1:9092"
       DEPLOYMENT_ENVIRONMENT   = "production"
       FEDERATION_OTLP_ENDPOINT = "otel.global.example.com:4317"
+      GATEWAY_METRICS_TARGET   = "127.0.0.1:9090"
       MCP_REGION               = "use1"
     }
-    error_message = "the Collector gets the remote-write URL, the federation endpoint and the region"
+    error_message = "the Collector gets the remote-write URL, the federation endpoint, the region and the task's own metrics endpoints to scrape"
   }
 }
 
