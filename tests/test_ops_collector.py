@@ -13,14 +13,17 @@ import re
 
 import pytest
 
-from tests.ops_support import COLLECTOR_DIR, check_collector_config, load_distribution
+from tests.ops_support import COLLECTOR_DIR, PROMETHEUS_CONFIG, Selector, all_expressions, check_collector_config, load_distribution, selectors
 from tests.ops_support.collector import component_type, load_config, pipelines
 
 DIST = load_distribution()
 REGION = load_config(COLLECTOR_DIR / "region.yaml")
 FEDERATION = load_config(COLLECTOR_DIR / "federation.yaml")
-CONFIGS = {"region": REGION, "federation": FEDERATION}
+LOCAL = load_config(COLLECTOR_DIR / "local.yaml")
+CONFIGS = {"region": REGION, "federation": FEDERATION, "local": LOCAL}
 ENV_REF = re.compile(r"^\$\{env:([A-Z][A-Z0-9_]*)(:-[^}]*)?\}$")
+#: The region's pipeline for what it scrapes itself (the gateway's and the bridge's `up`).
+SCRAPE_PIPELINE = "metrics/targets"
 
 
 def _of_type(config: dict, kind: str, ctype: str) -> dict[str, dict]:
@@ -39,7 +42,7 @@ def _env_name(value: str) -> str:
 def test_one_distribution_and_version_is_pinned_everywhere() -> None:
     assert DIST.distribution in {"otelcol-contrib", "aws-otel-collector"}
     assert DIST.image.endswith(f":{DIST.version}")
-    assert [p.name for p in DIST.configs] == ["region.yaml", "federation.yaml"]
+    assert [p.name for p in DIST.configs] == ["region.yaml", "federation.yaml", "local.yaml"]
     for path in DIST.configs:
         assert f"{DIST.distribution} v{DIST.version}" in path.read_text().splitlines()[0]
 
@@ -174,13 +177,13 @@ def test_region_receives_otlp_over_grpc_4317_and_http_4318() -> None:
     protocols = REGION["receivers"]["otlp"]["protocols"]
     assert protocols["grpc"]["endpoint"].endswith(":4317")
     assert protocols["http"]["endpoint"].endswith(":4318")
-    for pipe in pipelines(REGION).values():
-        assert pipe["receivers"] == ["otlp"]
+    for name, pipe in pipelines(REGION).items():
+        assert pipe["receivers"] == (["prometheus/targets"] if name == SCRAPE_PIPELINE else ["otlp"]), name
 
 
 def test_region_stamps_region_and_environment_on_every_signal_after_resource_detection() -> None:
-    (cid, resource), = _of_type(REGION, "processors", "resource").items()
-    stamped = {a["key"]: a for a in resource["attributes"]}
+    cid = "resource/region"
+    stamped = {a["key"]: a for a in REGION["processors"][cid]["attributes"]}
     assert set(stamped) == {"region", "deployment.environment"}
     for attr in stamped.values():
         assert attr["action"] == "upsert"
@@ -193,9 +196,9 @@ def test_region_stamps_region_and_environment_on_every_signal_after_resource_det
 def test_region_metrics_carry_region_as_a_label() -> None:
     # Remote write only turns resource attributes into target_info, so the metrics
     # pipeline also puts `region` on each data point (the label rules group by).
-    metrics = pipelines(REGION)["metrics"]["processors"]
     (cid, attrs), = _of_type(REGION, "processors", "attributes").items()
-    assert cid in metrics
+    for name in ("metrics", SCRAPE_PIPELINE):
+        assert cid in pipelines(REGION)[name]["processors"], name
     assert [(a["key"], a["action"]) for a in attrs["actions"]] == [("region", "upsert")]
     assert attrs["actions"][0]["value"] == REGION["processors"]["resource/region"]["attributes"][0]["value"]
 
@@ -232,11 +235,78 @@ def test_region_forwards_every_signal_to_the_federation_collector() -> None:
     forward = "otlp_grpc/federation"
     for name, pipe in pipelines(REGION).items():
         assert forward in pipe["exporters"], name
-    assert set(pipelines(REGION)) == {"traces", "metrics", "logs"}
+    assert set(pipelines(REGION)) == {"traces", "metrics", SCRAPE_PIPELINE, "logs"}
     # The token the region sends is the one the federation expects.
     region_token = REGION["extensions"][REGION["exporters"][forward]["auth"]["authenticator"]]["token"]
     server_auth = FEDERATION["receivers"]["otlp"]["protocols"]["grpc"]["auth"]["authenticator"]
     assert FEDERATION["extensions"][server_auth]["token"] == region_token
+
+
+def _scrape_jobs() -> dict[str, dict]:
+    """The region's own scrape configurations, by job name."""
+    (receiver,) = _of_type(REGION, "receivers", "prometheus").values()
+    return {job["job_name"]: job for job in receiver["config"]["scrape_configs"]}
+
+
+def _matches(selector: Selector, label: str, value: str) -> bool:
+    """Whether `selector`'s matchers on `label` accept `value` (PromQL regexes are anchored)."""
+    for name, op, expected in selector.matchers:
+        if name == label:
+            hit = value == expected if op in ("=", "!=") else re.fullmatch(expected, value) is not None
+            if hit == (op in ("!=", "!~")):
+                return False
+    return True
+
+
+def _job_selectors() -> list[tuple[str, Selector]]:
+    """Every selector of the rules and dashboards that names a `job`, with where it is."""
+    return [(str(e), s) for e in all_expressions() for s in selectors(e.expr) if any(m[0] == "job" for m in s.matchers)]
+
+
+def test_region_scrapes_the_jobs_the_gateway_down_alert_and_dashboards_select() -> None:
+    # On the managed path nothing else scrapes :9090 and :9092, and `up` exists only
+    # where something scrapes: without these jobs MCPGatewayDown could never fire.
+    jobs = _scrape_jobs()
+    main = {job["job_name"] for job in load_config(PROMETHEUS_CONFIG)["scrape_configs"]}
+    assert set(jobs) == {"mcp-gateway", "mcp-bridge"} and set(jobs) <= main
+    up = [(where, s) for where, s in _job_selectors() if s.name == "up"]
+    assert any("alert MCPGatewayDown" in where and s.matchers == (("job", "=", "mcp-gateway"),) for where, s in up)
+    for where, selector in up:
+        selected = {job for job in jobs if _matches(selector, "job", job)}
+        assert selected, f"{where}: no scraped job has `up` for {selector}"
+    assert {job for job in jobs if any(_matches(s, "job", job) for _, s in up)} == set(jobs)
+
+
+def test_region_scrape_keeps_only_series_that_are_selected_by_job() -> None:
+    # Everything else arrives by OTLP (job `mcp/mcp-gateway`): a second copy from the
+    # scrape would double every sum. Kept: what expressions select by the scrape's job
+    # names (`up` is the scrape's own and no relabelling drops it).
+    jobs = _scrape_jobs()
+    for name, job in jobs.items():
+        (keep,) = job["metric_relabel_configs"]
+        assert (keep["source_labels"], keep["action"]) == (["__name__"], "keep"), name
+        kept = re.compile(keep["regex"])
+        by_job = {s.name for _, s in _job_selectors() if s.name and _matches(s, "job", name)}
+        assert set(keep["regex"].split("|")) == by_job - {"up"}, name
+        for where, selector in ((str(e), s) for e in all_expressions() for s in selectors(e.expr)):
+            if selector.name and kept.fullmatch(selector.name):
+                assert any(m[0] == "job" for m in selector.matchers), f"{where}: {selector.name} without a job would count it twice"
+        (target,) = job["static_configs"][0]["targets"]
+        _env_name(target)
+
+
+def test_region_scraped_series_keep_their_job_and_one_instance_per_task() -> None:
+    pipe = pipelines(REGION)[SCRAPE_PIPELINE]
+    assert pipe["exporters"] == pipelines(REGION)["metrics"]["exporters"]
+    procs = pipe["processors"]
+    attributes = {a["key"]: a for a in REGION["processors"]["resource/targets"]["attributes"]}
+    # remote write: job = [service.namespace/]service.name, instance = service.instance.id
+    assert attributes["service.namespace"]["action"] == "delete"
+    assert (attributes["service.instance.id"]["from_attribute"], attributes["service.instance.id"]["action"]) == ("aws.ecs.task.id", "upsert")
+    assert "ecs" in REGION["processors"]["resource_detection"]["detectors"]
+    assert procs.index("resource_detection") < procs.index("resource/targets")
+    for cid in pipelines(REGION)["metrics"]["exporters"]:
+        assert "resource_to_telemetry_conversion" not in REGION["exporters"][cid], cid
 
 
 # --- the federation collector --------------------------------------------------------
