@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from functools import lru_cache
 import re
 import sys
 from pathlib import Path
@@ -31,6 +32,7 @@ ENV_OVERRIDES = {
 }
 
 
+@lru_cache(maxsize=256)  # Asked of every request's Host; bounded, as clients choose the value.
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

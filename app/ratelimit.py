@@ -25,7 +25,9 @@ import logging
 import math
 import os
 import time
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
@@ -38,6 +40,7 @@ from app.config import GatewayConfig, RateLimitConfig
 from app.jsonrpc import ErrorCode, GatewayError
 
 log = logging.getLogger("mcp_gateway.ratelimit")
+T = TypeVar("T")
 
 KEY_PREFIX = "mcpgw:rl"
 #: The longest a limiter check may wait for its storage before the request passes anyway.
@@ -116,6 +119,7 @@ class RateLimiter:
         self.enabled = settings.enabled
         self.storage = storage or MemoryStorage()
         self.strategy = SlidingWindowCounterRateLimiter(self.storage)
+        self.remote = not isinstance(self.storage, MemoryStorage)
         self.per_ip = _item(settings.per_ip)
         self.per_principal = _item(settings.per_principal)
         self.per_namespace = {ns: parse(text) for ns, text in settings.namespaces.items()}
@@ -156,8 +160,8 @@ class RateLimiter:
         self._probing = self._failing
         try:
             async with asyncio.timeout(STORAGE_TIMEOUT_SECONDS):
-                hits = await asyncio.gather(*(self.strategy.hit(b.item, *b.identifiers) for b in budgets))
-                stats = await asyncio.gather(*(self.strategy.get_window_stats(b.item, *b.identifiers) for b in budgets))
+                hits = await self._each(self.strategy.hit(b.item, *b.identifiers) for b in budgets)
+                stats = await self._each(self.strategy.get_window_stats(b.item, *b.identifiers) for b in budgets)
         except STORAGE_ERRORS as exc:
             self._storage_failed(exc)
             telemetry.rate_limit_failopen()
@@ -171,6 +175,13 @@ class RateLimiter:
             budget, stat = max(refused, key=lambda pair: pair[1].reset_time)
             retry_after = max(1, math.ceil(stat.reset_time - time.time()))
             raise RateLimited(budget.scope, budget.text, retry_after)
+
+    async def _each(self, calls: Iterable[Awaitable[T]]) -> list[T]:
+        """The storage calls' results: concurrent round trips to Redis; one after the other in
+        memory, where each finishes without waiting and a task apiece would only cost."""
+        if self.remote:
+            return list(await asyncio.gather(*calls))
+        return [await call for call in calls]
 
     def _storage_failed(self, exc: BaseException) -> None:
         cause = getattr(exc, "storage_error", None) or exc

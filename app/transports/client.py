@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 
 #: Header the TCP bridge sets on its upstream WebSocket: the client's real transport.
 TRANSPORT_HEADER = "x-mcp-transport"
@@ -15,15 +16,18 @@ RELAYED_TRANSPORTS = frozenset({"tcp"})
 class ClientResolver:
     def __init__(self, trusted_proxies: Iterable[str]):
         self.trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
+        # Asked of every request; peers repeat, so the answers are kept (a bounded number).
+        self._trusted_address = lru_cache(maxsize=4096)(self._in_trusted_network)
 
-    def _trusted(self, peer: str | None) -> bool:
-        if not peer or not self.trusted:
-            return False
+    def _in_trusted_network(self, peer: str) -> bool:
         try:
             address = ipaddress.ip_address(peer)
         except ValueError:
             return False
         return any(address in network for network in self.trusted)
+
+    def _trusted(self, peer: str | None) -> bool:
+        return bool(peer and self.trusted and self._trusted_address(peer))
 
     def relayed(self, scope: Mapping[str, object]) -> bool:
         """Does this ASGI connection come from a trusted relay of another transport?"""
