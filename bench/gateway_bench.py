@@ -5,8 +5,8 @@
 
 It starts, on loopback only, one official-SDK backend (bench/echo_server.py, or
 tests/servers/everything.py with `--backend everything`) and one gateway process in front of it
-(`python -m app serve --config ...`, MCP_GATEWAY_METRICS_PORT=0), then, for each concurrency,
-measures the same workload DIRECT to the backend and THROUGH the gateway:
+(`python -m app serve --config ...`, its Prometheus endpoint on a free port, as deployed), then,
+for each concurrency, measures the same workload DIRECT to the backend and THROUGH the gateway:
 
 - one MCP session per worker (initialize + notifications/initialized, not timed), each worker on
   its own keep-alive HTTP/1.1 connection (httpx.AsyncClient, one connection each);
@@ -122,7 +122,7 @@ def start_gateway(
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     args = [sys.executable, "-m", "app", "serve", "--config", str(config_path), "--host", LOOPBACK, "--port", str(port),
             "--log-level", log_level]
-    env = {"MCP_GATEWAY_METRICS_PORT": "0"}
+    env = {"MCP_GATEWAY_METRICS_PORT": str(free_port())}  # The scrape endpoint is on by default.
     proc = ManagedProcess(args, logs / f"gateway-{port}.log", env=env, cwd=src).start()
     base = f"http://{LOOPBACK}:{port}"
     wait_ready(proc, f"{base}/readyz", f"gateway not ready at {base}/readyz", expect=200)

@@ -51,7 +51,7 @@ def start_gateway(backend_url: str, logs: Path, src: Path) -> tuple[ManagedProce
     out = logs / "callgrind.out"
     args = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
             sys.executable, "-m", "app", "serve", "--config", str(config_path), "--host", LOOPBACK, "--port", str(port)]
-    proc = ManagedProcess(args, logs / "gateway.log", env={"MCP_GATEWAY_METRICS_PORT": "0"}, cwd=src).start()
+    proc = ManagedProcess(args, logs / "gateway.log", env={"MCP_GATEWAY_METRICS_PORT": str(free_port())}, cwd=src).start()
     base = f"http://{LOOPBACK}:{port}"
     proc.wait_ready(lambda: _ready(f"{base}/readyz"), VALGRIND_START_TIMEOUT, f"gateway not ready at {base}/readyz")
     return proc, f"{base}/mcp", out
