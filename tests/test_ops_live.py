@@ -4,7 +4,8 @@ A real gateway (JWT and API-key auth, rate limits, circuit breakers, Redis state
 to watch) and the TCP bridge in front of it serve real traffic of every kind that exists:
 successful calls over Streamable HTTP, WebSocket and MCPB/TCP; errors (an unknown tool, a backend
 answering HTTP 500); bad credentials; calls over a rate limit; a circuit breaker tripped by the
-failing backend. A real Prometheus scrapes both processes under the job names of
+failing backend. A real Redis exporter (Debian's prometheus-redis-exporter) watches the test's
+redis-server. A real Prometheus scrapes the three under the job names of
 otel/prometheus/prometheus.yml, loads our rule files, and then every expression of the dashboards
 and rules is evaluated through its HTTP API.
 
@@ -24,6 +25,8 @@ and rules is evaluated through its HTTP API.
   exists, and the rule is healthy.
 - What cannot have data here is listed by name below with the reason (NOT_BUILT must stay
   empty, so the list shrinks when the feature arrives; NEEDS_HISTORY needs more time than a test).
+  An `absent()` alert returns nothing while what it watches is there: EMPTY_WHILE_HEALTHY names
+  those; each must be empty here, and the same form is shown to fire for a job with no series.
 """
 
 from __future__ import annotations
@@ -52,10 +55,12 @@ from tests.ops_support import (
     Expression,
     PrometheusError,
     PrometheusServer,
+    RedisExporter,
     ScrapeJob,
     all_expressions,
     comparisons_as_bool,
 )
+from tests.ops_support.promql import tokenize
 from tests.support import LOOPBACK, GatewayProc, RedisServer, free_port, start_backend, start_gateway, wait_until
 from tests.support.certs import self_signed_certificate
 from tests.support.mcp_http import RawSession, messages
@@ -64,6 +69,8 @@ from tests.test_tcp_bridge_support import BridgeProc, start_bridge, ws_url
 
 GATEWAY_JOB = "mcp-gateway"
 BRIDGE_JOB = "mcp-bridge"
+REDIS_JOB = "redis"
+JOBS = (GATEWAY_JOB, BRIDGE_JOB, REDIS_JOB)
 
 SECRET = "live-test-secret-that-is-long-enough-for-hs256"
 ISSUER = "https://issuer.test"
@@ -94,15 +101,20 @@ NOT_BUILT: dict[str, str] = {
     "otel/prometheus/rules/mcp_recording.yml: record method_status:mcp_router_requests:rate5m": _ROUTER,
     'otel/prometheus/rules/mcp_recording.yml: record mcp_router_request_duration_seconds:quantile_rate5m{quantile="0.95"}': _ROUTER,
     "otel/prometheus/rules/mcp_alerts.yml: alert MCPConnectionPoolExhausted": _ROUTER,
-    "otel/prometheus/rules/mcp_alerts.yml: alert MCPRedisDown": (
-        "redis_up comes from a Redis exporter (job `redis`), a separate process that is not part of this test stack"
-    ),
 }
 #: Expressions that need more history than a test can make: evaluated (no error), data not required.
 NEEDS_HISTORY: dict[str, str] = {
     "dashboards/mcp-gateway.json: row 'Capacity planning' panel 'Connection growth (30-day forecast)' target A": (
         "its [7d:5m] subquery takes a point every 5 minutes of wall-clock time and predict_linear needs "
         "two, so the data must span a 5-minute boundary"
+    ),
+}
+#: Alerts on `absent(...)`: no series at all while what they watch exists (here, always), and
+#: `bool` cannot show their inputs. They must return nothing; test_absent_fires_for_a_job_with_no_series
+#: shows the form returns its series when nothing matches.
+EMPTY_WHILE_HEALTHY: dict[str, str] = {
+    "otel/prometheus/rules/mcp_alerts.yml: alert MCPGatewayAbsent": (
+        f'absent(up{{job="{GATEWAY_JOB}"}}) is empty while a gateway is scraped, and this one is'
     ),
 }
 EXPRESSIONS = all_expressions()
@@ -214,10 +226,12 @@ def _traffic(gateway: GatewayProc, bridge: BridgeProc) -> None:
 
 
 def _wait_for_scrapes_after(prometheus: PrometheusServer, moment: float) -> None:
-    """Until both targets have been scraped after `moment` (unix seconds). (`timestamp` of a bare
+    """Until every target has been scraped after `moment` (unix seconds). (`timestamp` of a bare
     selector is the scrape's time; of anything computed, it would be the query's.)"""
-    targets = f'up{{job=~"{GATEWAY_JOB}|{BRIDGE_JOB}"}}'
-    prometheus.wait_for_series(f"count({targets} == 1) == 2 and min(timestamp({targets})) > {moment:.3f}", timeout=20)
+    targets = f'up{{job=~"{"|".join(JOBS)}"}}'
+    prometheus.wait_for_series(
+        f"count({targets} == 1) == {len(JOBS)} and min(timestamp({targets})) > {moment:.3f}", timeout=20
+    )
 
 
 # -- evaluation ----------------------------------------------------------------------------------
@@ -238,7 +252,7 @@ def _has_data(result: list[dict[str, Any]]) -> bool:
 
 
 def _expects_data(expression: Expression) -> bool:
-    return str(expression) not in NOT_BUILT and str(expression) not in NEEDS_HISTORY
+    return not any(str(expression) in listed for listed in (NOT_BUILT, NEEDS_HISTORY, EMPTY_WHILE_HEALTHY))
 
 
 def _settled(prometheus: PrometheusServer) -> bool:
@@ -256,9 +270,14 @@ def live(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) ->
     redis_server.flushdb()  # rate-limit windows are per day: start with none spent
     gateway_metrics, bridge_metrics = free_port(), free_port()
     with ExitStack() as stack:
+        redis_exporter = stack.enter_context(RedisExporter(redis_server.url, workdir))
         prometheus = stack.enter_context(
             PrometheusServer(
-                [ScrapeJob(GATEWAY_JOB, [f"{LOOPBACK}:{gateway_metrics}"]), ScrapeJob(BRIDGE_JOB, [f"{LOOPBACK}:{bridge_metrics}"])],
+                [
+                    ScrapeJob(GATEWAY_JOB, [f"{LOOPBACK}:{gateway_metrics}"]),
+                    ScrapeJob(BRIDGE_JOB, [f"{LOOPBACK}:{bridge_metrics}"]),
+                    ScrapeJob(REDIS_JOB, [redis_exporter.address]),
+                ],
                 workdir / "prometheus",
                 rule_files=RULE_FILES,
             )
@@ -294,14 +313,15 @@ def live(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) ->
 
 def test_the_scrape_jobs_are_the_ones_operators_run() -> None:
     jobs = {job["job_name"] for job in yaml.safe_load(PROMETHEUS_CONFIG.read_text())["scrape_configs"]}
-    assert {GATEWAY_JOB, BRIDGE_JOB} <= jobs
+    assert set(JOBS) <= jobs
 
 
 def test_the_traffic_of_every_kind_reached_prometheus(live: Live) -> None:
-    """The stack did what the proof relies on: both targets up, every edge, auth refusals,
+    """The stack did what the proof relies on: every target up, every edge, auth refusals,
     rate-limit refusals, the breaker open, the certificate watched."""
     facts = {
-        "both targets up": f'sum(up{{job=~"{GATEWAY_JOB}|{BRIDGE_JOB}"}}) == 2',
+        "every target up": f'sum(up{{job=~"{"|".join(JOBS)}"}}) == {len(JOBS)}',
+        "the exporter reaches Redis": f'redis_up{{job="{REDIS_JOB}"}} == 1',
         "latency per edge": 'count(count by (protocol) (mcp_gateway_request_duration_seconds_count{protocol=~"http|websocket|tcp"})) == 3',
         "TCP frames both ways": f'count(count by (direction) (mcp_gateway_tcp_frames_total{{job="{BRIDGE_JOB}"}})) == 2',
         "auth failures and successes": "count(count by (result) (mcp_gateway_auth_attempts_total)) == 2",
@@ -337,8 +357,22 @@ def test_comparisons_as_bool_keeps_every_compared_series() -> None:
 
 def test_the_allow_lists_name_expressions_that_exist() -> None:
     names = {str(e) for e in EXPRESSIONS}
-    assert set(NOT_BUILT) - names == set() and set(NEEDS_HISTORY) - names == set()
-    assert not set(NOT_BUILT) & set(NEEDS_HISTORY)
+    lists = (set(NOT_BUILT), set(NEEDS_HISTORY), set(EMPTY_WHILE_HEALTHY))
+    assert all(listed <= names for listed in lists)
+    assert sum(map(len, lists)) == len(set().union(*lists)), "an expression is on two lists"
+    absent = {str(e) for e in EXPRESSIONS if e.kind == "alert" and any(t.text == "absent" for t in tokenize(e.expr))}
+    assert absent == set(EMPTY_WHILE_HEALTHY), "every absent() alert, and only those, belongs in EMPTY_WHILE_HEALTHY"
+
+
+def test_absent_fires_for_a_job_with_no_series(live: Live) -> None:
+    """What EMPTY_WHILE_HEALTHY's emptiness is worth: the same expression over a job that has no
+    series returns one sample, 1, with the job's label (the alert's `job`)."""
+    for name in EMPTY_WHILE_HEALTHY:
+        (expression,) = [e for e in EXPRESSIONS if str(e) == name]
+        missing = expression.expr.replace(f'job="{GATEWAY_JOB}"', 'job="no-such-job"')
+        assert missing != expression.expr, name
+        result = live.prometheus.query(missing)
+        assert [(sample["metric"], sample["value"][1]) for sample in result] == [({"job": "no-such-job"}, "1")], (missing, result)
 
 
 @pytest.mark.parametrize("expression", EXPRESSIONS, ids=str)
@@ -352,6 +386,8 @@ def test_expression_returns_data(live: Live, expression: Expression) -> None:
         pytest.fail(f"{where}\n  {error}", pytrace=False)
     if str(expression) in NOT_BUILT:
         assert not any(results.values()), f"{where}\n  has data now: remove it from NOT_BUILT\n  {results}"
+    elif str(expression) in EMPTY_WHILE_HEALTHY:
+        assert not any(results.values()), f"{where}\n  fires on a healthy stack: {EMPTY_WHILE_HEALTHY[str(expression)]}\n  {results}"
     elif str(expression) not in NEEDS_HISTORY:
         empty = {f"{name} {probes[name]}": result for name, result in results.items() if not _has_data(result)}
         assert not empty, f"{where}\n  no data: {empty}"

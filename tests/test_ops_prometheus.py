@@ -2,8 +2,8 @@
 
 What an operator relies on: the configs load, every rule is valid, every alert has been
 seen both firing and not firing in `promtool test rules`, the guide's six alerts keep
-their names, labels and annotations, the SLOs have the guide's objectives, and alerts are
-routed by severity.
+their names, labels and annotations (and so does our companion MCPGatewayAbsent), the SLOs
+have the guide's objectives, and alerts are routed by severity.
 """
 
 from __future__ import annotations
@@ -79,6 +79,20 @@ GUIDE_ALERTS = {
     },
 }
 
+# Ours, in the guide's style: a gateway whose `up` series is gone (a dead ECS task takes its
+# scraping sidecar along) never makes MCPGatewayDown's `up == 0` true.
+OWN_ALERTS = {
+    "MCPGatewayAbsent": {
+        "expr": 'absent(up{job="mcp-gateway"})',
+        "for": "5m",
+        "labels": {"severity": "critical", "service": "mcp"},
+        "annotations": {
+            "summary": "MCP Gateway is absent",
+            "description": "No {{ $labels.job }} target has reported for more than 5 minutes",
+        },
+    },
+}
+
 SLO_OBJECTIVES = {"availability": 0.999, "success_rate": 0.995, "latency_p95": 0.95}
 BURN_RATE_ALERTS = {
     f"{name}BurnRate{speed}"
@@ -136,7 +150,7 @@ def test_every_alert_is_unit_tested_both_firing_and_not_firing() -> None:
     missing = {name: sorted({True, False} - cases.get(name, set())) for name in alerts}
     missing = {name: states for name, states in missing.items() if states}
     assert not missing, f"alerts without a firing (True) / not-firing (False) test case: {missing}"
-    assert set(GUIDE_ALERTS) | BURN_RATE_ALERTS <= set(alerts)
+    assert set(GUIDE_ALERTS) | set(OWN_ALERTS) | BURN_RATE_ALERTS <= set(alerts)
 
 
 def test_promtool_tests_cover_every_rule_file() -> None:
@@ -150,10 +164,10 @@ def test_promtool_tests_cover_every_rule_file() -> None:
 # --- the guide's alerts and SLOs ----------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(GUIDE_ALERTS))
-def test_guide_alert_keeps_its_name_labels_and_annotations(name: str) -> None:
+@pytest.mark.parametrize("name", sorted(GUIDE_ALERTS | OWN_ALERTS))
+def test_alert_keeps_its_name_labels_and_annotations(name: str) -> None:
     rule = alert_rules()[name]
-    expected = GUIDE_ALERTS[name]
+    expected = (GUIDE_ALERTS | OWN_ALERTS)[name]
     assert rule["labels"] == expected["labels"]
     assert rule["annotations"] == expected["annotations"]
     assert rule["for"] == expected["for"]
@@ -277,6 +291,7 @@ def test_alertmanager_config_is_valid() -> None:
     ("labels", "receiver"),
     [
         (["severity=critical", "alertname=MCPGatewayDown"], "mcp-pager"),
+        (["severity=critical", "alertname=MCPGatewayAbsent", "service=mcp", "job=mcp-gateway"], "mcp-pager"),
         (["severity=critical", "alertname=MCPSuccessRateBurnRateFast", "slo=success_rate"], "mcp-pager"),
         (["severity=warning", "alertname=MCPHighMemoryUsage"], "mcp-ticket"),
         (["alertname=SomethingWithoutSeverity"], "mcp-ticket"),

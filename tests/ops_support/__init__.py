@@ -9,6 +9,7 @@
   pinned distribution's component list.
 - `prometheus`: a real `prometheus` server on a free loopback port, scraping given
   targets and loading the project's rules, with `query` and `wait_for_series`.
+- `redis_exporter`: a real Redis exporter (`redis_up`, job `redis`) in front of a redis-server.
 - `tools`: running promtool and amtool.
 """
 
@@ -41,6 +42,7 @@ from .promql import (
     rule_expressions,
     selectors,
 )
+from .redis_exporter import RedisExporter
 from .tools import amtool, promtool
 
 __all__ = [
@@ -61,6 +63,7 @@ __all__ = [
     "Metric",
     "PrometheusError",
     "PrometheusServer",
+    "RedisExporter",
     "ScrapeJob",
     "Selector",
     "all_expressions",
