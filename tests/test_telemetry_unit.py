@@ -387,3 +387,24 @@ def test_log_lines_carry_trace_ids_and_never_credentials(recording: Recording) -
     assert scrub("plain text") == "plain text"
     assert "trace_id" not in json.loads(formatter.format(logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)))
     assert otel_context.get_current() == otel_context.get_current()
+
+
+def test_without_a_trace_exporter_only_sampled_callers_are_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing would read the gateway's own traces: its roots are not recorded (but still carry
+    ids to logs and backends); a caller's sampled trace is, so its backends see it sampled."""
+    for name in ("OTEL_SDK_DISABLED", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    tel = telemetry.setup("unit", install=False)
+    try:
+        assert tel.exporters["traces"] == []
+        root = tel.tracer.start_span("gateway.handleRequest")
+        assert not root.is_recording() and root.get_span_context().is_valid
+        assert not root.get_span_context().trace_flags.sampled
+        caller = telemetry.extract({"params": {"_meta": {"traceparent": TRACEPARENT}}}, {})
+        child = tel.tracer.start_span("gateway.handleRequest", context=caller)
+        assert child.is_recording() and child.get_span_context().trace_flags.sampled
+        assert format(child.get_span_context().trace_id, "032x") == TRACEPARENT.split("-")[1]
+        child.end()
+        root.end()
+    finally:
+        assert tel.shutdown(2.0)

@@ -7,7 +7,8 @@ config: metrics port, user-label mode, certificate files):
 - Metrics: the OTel Prometheus reader, served on `metrics_host:metrics_port` (`/metrics`; 0 turns
   it off), and OTLP through a periodic reader when OTLP export is on. Both can run at once.
 - Traces: a parent-based ratio sampler (`OTEL_TRACES_SAMPLER_ARG`, default 1.0: the Collector
-  samples by tail) unless `OTEL_TRACES_SAMPLER` names another; batched OTLP export.
+  samples by tail) unless `OTEL_TRACES_SAMPLER` names another; batched OTLP export. With no
+  trace exporter, only callers' sampled traces are recorded (nothing would read the rest).
 - Logs: JSON lines on stderr always (app.logs); OTLP log records as well when OTLP export is on.
 - OTLP export is on for a signal when `OTEL_<SIGNAL>_EXPORTER` says `otlp` (or `console`), or,
   when that is unset, when an OTLP endpoint is configured (`OTEL_EXPORTER_OTLP_ENDPOINT` or the
@@ -195,8 +196,11 @@ def _console_exporter(signal: str) -> Any:
     return ConsoleLogRecordExporter()
 
 
-def _sampler() -> Any:
-    """`OTEL_TRACES_SAMPLER` when set (the SDK parses it); else parent-based ratio."""
+def _sampler(exporting: bool) -> Any:
+    """`OTEL_TRACES_SAMPLER` when set (the SDK parses it); else parent-based ratio when spans are
+    exported. When nothing exports them, only a caller's sampled trace is recorded (so its
+    backends still see it sampled); the gateway's own roots get cheap non-recording spans, which
+    still carry trace and span ids to the logs and to the backends."""
     from opentelemetry.sdk.trace import sampling
 
     if _env("OTEL_TRACES_SAMPLER"):
@@ -207,7 +211,7 @@ def _sampler() -> Any:
         raise TelemetryError(f"OTEL_TRACES_SAMPLER_ARG must be a number from 0 to 1, not {_env('OTEL_TRACES_SAMPLER_ARG')!r}") from None
     if not 0.0 <= ratio <= 1.0:
         raise TelemetryError(f"OTEL_TRACES_SAMPLER_ARG must be from 0 to 1, not {ratio}")
-    return sampling.ParentBasedTraceIdRatio(ratio)
+    return sampling.ParentBasedTraceIdRatio(ratio) if exporting else sampling.ParentBased(sampling.ALWAYS_OFF)
 
 
 def _exemplar_filter() -> Any:
@@ -273,8 +277,9 @@ def setup(
         used["metrics"].append(label)
     meter_provider = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False, exemplar_filter=_exemplar_filter())
 
-    tracer_provider = TracerProvider(resource=resource, sampler=_sampler(), shutdown_on_exit=False)
-    for name in exporters_for("traces"):
+    trace_exporters = exporters_for("traces")
+    tracer_provider = TracerProvider(resource=resource, sampler=_sampler(bool(trace_exporters)), shutdown_on_exit=False)
+    for name in trace_exporters:
         exporter, label = _otlp_exporter("traces") if name == "otlp" else (_console_exporter("traces"), "console")
         tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
         used["traces"].append(label)
