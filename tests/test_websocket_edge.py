@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,6 +30,8 @@ ANSWER_TIMEOUT = 15.0
 @dataclass
 class Stack:
     base: str  # http://127.0.0.1:PORT
+    #: Where each namespace's backend writes its stderr (a stdio backend's goes to the gateway's log).
+    stderr_logs: dict[str, Path]
 
     @property
     def ws_url(self) -> str:
@@ -62,7 +65,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         web.proc.stop()
         sock.proc.stop()
         raise
-    yield Stack(gateway.url)
+    yield Stack(gateway.url, {"web": web.proc.log_path, "sock": sock.proc.log_path, "local": gateway.log_path})
     for proc in (gateway.proc, web.proc, sock.proc):
         proc.stop()
 
@@ -368,3 +371,16 @@ async def test_closed_connection_while_a_call_is_in_flight_leaves_the_gateway_se
         await client.send(client.request_message("tools/call", {"name": "local__slow", "arguments": {"seconds": 2}}))
     async with open_ws(stack) as client:
         assert tool_text(await client.call("tools/call", {"name": "local__echo", "arguments": {"text": "next"}})) == "next"
+
+
+@pytest.mark.parametrize(("ns", "seconds"), [("local", 61), ("sock", 62)])
+async def test_a_call_abandoned_by_a_closed_connection_is_cancelled_upstream(stack: Stack, ns: str, seconds: int) -> None:
+    """A backend on a shared connection (stdio, WebSocket) is sent `notifications/cancelled` when
+    the client that asked goes away: the answer could reach nobody, and the work would go on."""
+    log = stack.stderr_logs[ns]
+    async with open_ws(stack) as client:
+        await client.send(client.request_message("tools/call", {"name": f"{ns}__slow", "arguments": {"seconds": seconds}}))
+        await wait_until_async(lambda: f"slow call started ({seconds}s)" in log.read_text(), timeout=ANSWER_TIMEOUT, message="the call reached the backend")
+    await wait_until_async(lambda: f"slow call cancelled ({seconds}s)" in log.read_text(), timeout=ANSWER_TIMEOUT, message="the backend was told to cancel")
+    async with open_ws(stack) as client:
+        assert tool_text(await client.call("tools/call", {"name": f"{ns}__echo", "arguments": {"text": "next"}})) == "next"

@@ -166,20 +166,27 @@ class MultiplexedBackend(Backend, abc.ABC):
             self._progress[upstream_token] = (call, token)
         self._calls[upstream_id] = call
         self._upstream_ids[(owner, call.client_id)] = upstream_id
+        answered = False
         try:
             await self._send_or_fail(outgoing)
             while True:
                 try:
                     item = await asyncio.wait_for(call.queue.get(), timeout)
                 except asyncio.TimeoutError:
-                    cancel = jsonrpc.notification("notifications/cancelled", {"requestId": upstream_id, "reason": "gateway timeout"})
-                    self._background.spawn(self._send_best_effort(cancel, "cancel a timed-out call"))
+                    self._cancel_upstream(upstream_id, "gateway timeout")
                     raise self.failure(f"no answer within {timeout:g}s", timeout=True) from None
                 if isinstance(item, BaseException):
                     raise item
+                answered = item.message is not None and jsonrpc.is_response(item.message) and item.message.get("id") == call.client_id
                 yield item
-                if item.message is not None and jsonrpc.is_response(item.message) and item.message.get("id") == call.client_id:
+                if answered:
                     return
+        except (GeneratorExit, asyncio.CancelledError):
+            # Abandoned by its consumer (the client went away): the answer could reach nobody, and
+            # the connection is shared, so the server is told rather than left working for nothing.
+            if not answered:
+                self._cancel_upstream(upstream_id, "client went away")
+            raise
         finally:
             self._calls.pop(upstream_id, None)
             self._upstream_ids.pop((owner, call.client_id), None)
@@ -201,6 +208,10 @@ class MultiplexedBackend(Backend, abc.ABC):
                 return  # Not in flight here: nothing to cancel.
             message = {**message, "params": {**params, "requestId": upstream_id}}
         await self._send_or_fail(message)
+
+    def _cancel_upstream(self, upstream_id: int, reason: str) -> None:
+        cancel = jsonrpc.notification("notifications/cancelled", {"requestId": upstream_id, "reason": reason})
+        self._background.spawn(self._send_best_effort(cancel, "cancel an abandoned call"))
 
     async def _send_or_fail(self, message: Message) -> None:
         try:

@@ -11,6 +11,7 @@ tell replicas apart.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, get_args
@@ -102,8 +103,14 @@ def _add_tools(server: FastMCP) -> None:
 
     @server.tool()
     async def slow(seconds: float) -> str:
-        """Sleep, then answer "done" (for timeouts and cancellation)."""
-        await anyio.sleep(seconds)
+        """Sleep, then answer "done" (for timeouts and cancellation). Its start and its cancellation
+        are written to stderr, so tests can see a cancellation arrive."""
+        print(f"slow call started ({seconds:g}s)", file=sys.stderr, flush=True)
+        try:
+            await anyio.sleep(seconds)
+        except anyio.get_cancelled_exc_class():
+            print(f"slow call cancelled ({seconds:g}s)", file=sys.stderr, flush=True)
+            raise
         return "done"
 
     @server.tool()
