@@ -266,7 +266,10 @@ class Gateway:
     async def _dispatch(self, ctx: RequestContext, record: SessionRecord, message: Message) -> AsyncIterator[Event]:
         method = message["method"]
         params = message.get("params") or {}
-        await self.rate_limit(ctx, self._target(method, params))
+        target = self._target(method, params)
+        if target is not None:
+            telemetry.note_route(target)  # A refusal (rate limit, scope) counts under the namespace asked for.
+        await self.rate_limit(ctx, target)
         if method == "ping":
             yield Event(result_response(message["id"], {}))
         elif method == "initialize":
