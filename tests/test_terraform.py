@@ -43,7 +43,7 @@ from tests.terraform_support import (
 )
 from tests.terraform_support.aws_state import container_env, container_secrets, snapshot
 
-MODULES = ["network", "redis", "prometheus", "grafana", "gateway", "collector"]
+MODULES = ["network", "redis", "prometheus", "grafana", "ecs-service", "gateway", "collector"]
 ROOTS = ["region", "global"]
 CONFIGURATIONS = [f"modules/{m}" for m in MODULES] + ROOTS
 
@@ -240,7 +240,7 @@ class Jobs:
 
 
 # Heaviest `terraform test` suites first.
-CONFIG_ORDER = {f"test:{c}": i for i, c in enumerate(["modules/gateway", "region", "global", "modules/collector", "modules/grafana", "modules/redis", "modules/prometheus", "modules/network"])}
+CONFIG_ORDER = {f"test:{c}": i for i, c in enumerate(["modules/gateway", "region", "global", "modules/collector", "modules/ecs-service", "modules/grafana", "modules/redis", "modules/prometheus", "modules/network"])}
 
 
 def _job_of(item: pytest.Item) -> str | None:

@@ -20,20 +20,20 @@ output "port" {
 
 output "cluster_name" {
   description = "ECS cluster."
-  value       = aws_ecs_cluster.this.name
+  value       = module.service.cluster.name
 }
 
 output "service_name" {
   description = "ECS service."
-  value       = aws_ecs_service.this.name
+  value       = module.service.service.name
 }
 
 output "task_role_arn" {
   description = "Role of the Collector tasks (remote-write to the global workspace)."
-  value       = aws_iam_role.task.arn
+  value       = module.service.task_role.arn
 }
 
 output "log_group_name" {
   description = "CloudWatch log group of the Collector."
-  value       = aws_cloudwatch_log_group.this.name
+  value       = module.service.log_group.name
 }

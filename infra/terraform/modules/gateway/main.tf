@@ -68,20 +68,6 @@ locals {
     var.collector_environment,
   )
 
-  # Secrets Manager ARNs may carry a JSON key suffix (arn:...:secret:name-AbCdEf:key::);
-  # IAM wants the secret's own ARN (the first seven fields).
-  secret_arns = sort(distinct([
-    for arn in concat(values(local.gateway_secrets), values(var.collector_secrets)) :
-    join(":", slice(split(":", arn), 0, min(7, length(split(":", arn)))))
-  ]))
-
-  log_options = {
-    "awslogs-group"   = aws_cloudwatch_log_group.this.name
-    "awslogs-region"  = local.region
-    "mode"            = "non-blocking"
-    "max-buffer-size" = "4m"
-  }
-
   containers = [
     merge({
       name      = "gateway"
@@ -109,10 +95,6 @@ locals {
       mountPoints = var.gateway_config == null ? [] : [{ sourceVolume = local.config_volume, containerPath = local.config_dir, readOnly = true }]
       ulimits     = [{ name = "nofile", softLimit = 65536, hardLimit = 65536 }]
       stopTimeout = 60
-      logConfiguration = {
-        logDriver = "awslogs"
-        options   = merge(local.log_options, { "awslogs-stream-prefix" = "gateway" })
-      }
     }, var.gateway_command == null ? {} : { command = var.gateway_command }),
     {
       name       = "bridge"
@@ -129,10 +111,6 @@ locals {
       dependsOn   = [{ containerName = "gateway", condition = "HEALTHY" }]
       ulimits     = [{ name = "nofile", softLimit = 65536, hardLimit = 65536 }]
       stopTimeout = 60
-      logConfiguration = {
-        logDriver = "awslogs"
-        options   = merge(local.log_options, { "awslogs-stream-prefix" = "bridge" })
-      }
     },
     {
       name         = "collector"
@@ -143,10 +121,6 @@ locals {
       environment  = [for k in sort(keys(local.collector_environment)) : { name = k, value = local.collector_environment[k] }]
       secrets      = [for k in sort(keys(var.collector_secrets)) : { name = k, valueFrom = var.collector_secrets[k] }]
       stopTimeout  = 30
-      logConfiguration = {
-        logDriver = "awslogs"
-        options   = merge(local.log_options, { "awslogs-stream-prefix" = "collector" })
-      }
     },
   ]
 
@@ -161,120 +135,7 @@ locals {
     command     = ["import os; open('${local.config_file}', 'w').write(os.environ['MCP_GATEWAY_CONFIG_YAML'])"]
     environment = [{ name = "MCP_GATEWAY_CONFIG_YAML", value = var.gateway_config }]
     mountPoints = [{ sourceVolume = local.config_volume, containerPath = local.config_dir, readOnly = false }]
-    logConfiguration = {
-      logDriver = "awslogs"
-      options   = merge(local.log_options, { "awslogs-stream-prefix" = "gateway-config" })
-    }
   }]
-}
-
-# ------------------------------------------------------------------- logging
-
-resource "aws_cloudwatch_log_group" "this" {
-  name              = "/ecs/${var.name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
-}
-
-# ----------------------------------------------------------------------- IAM
-
-locals {
-  ecs_tasks_trust = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "ecs-tasks.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-      Condition = {
-        StringEquals = { "aws:SourceAccount" = local.account_id }
-        ArnLike      = { "aws:SourceArn" = "arn:${local.partition}:ecs:${local.region}:${local.account_id}:*" }
-      }
-    }]
-  })
-}
-
-# Used by ECS itself: pull images, write logs, resolve secrets.
-resource "aws_iam_role" "execution" {
-  name               = "${var.name}-execution"
-  assume_role_policy = local.ecs_tasks_trust
-  tags               = var.tags
-}
-
-resource "aws_iam_role_policy" "execution" {
-  name = "pull-log-secrets"
-  role = aws_iam_role.execution.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = concat(
-      [
-        {
-          Sid      = "EcrAuth"
-          Effect   = "Allow"
-          Action   = ["ecr:GetAuthorizationToken"]
-          Resource = "*"
-        },
-        {
-          Sid      = "EcrPull"
-          Effect   = "Allow"
-          Action   = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
-          Resource = local.image_pull_resources
-        },
-        {
-          Sid      = "WriteLogs"
-          Effect   = "Allow"
-          Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-          Resource = "${aws_cloudwatch_log_group.this.arn}:*"
-        },
-      ],
-      length(local.secret_arns) == 0 ? [] : [{
-        Sid      = "ReadSecrets"
-        Effect   = "Allow"
-        Action   = ["secretsmanager:GetSecretValue"]
-        Resource = local.secret_arns
-      }],
-      var.kms_key_arn == null ? [] : [{
-        Sid      = "DecryptSecrets"
-        Effect   = "Allow"
-        Action   = ["kms:Decrypt"]
-        Resource = var.kms_key_arn
-      }],
-    )
-  })
-}
-
-# Used by the containers: the Collector remote-writes to this region's workspace.
-resource "aws_iam_role" "task" {
-  name               = "${var.name}-task"
-  assume_role_policy = local.ecs_tasks_trust
-  tags               = var.tags
-}
-
-resource "aws_iam_role_policy" "task" {
-  name = "remote-write"
-  role = aws_iam_role.task.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = concat(
-      [{
-        Sid      = "RemoteWriteToWorkspace"
-        Effect   = "Allow"
-        Action   = ["aps:RemoteWrite"]
-        Resource = var.prometheus_workspace_arn
-      }],
-      var.enable_execute_command ? [{
-        Sid    = "EcsExec"
-        Effect = "Allow"
-        Action = [
-          "ssmmessages:CreateControlChannel",
-          "ssmmessages:CreateDataChannel",
-          "ssmmessages:OpenControlChannel",
-          "ssmmessages:OpenDataChannel",
-        ]
-        Resource = "*"
-      }] : [],
-    )
-  })
 }
 
 # ----------------------------------------------------------- security groups
@@ -534,165 +395,68 @@ resource "aws_lb_listener" "tcp" {
 }
 
 # ------------------------------------------------------------- ECS on Fargate
+# Log group, execution and task roles, cluster (with the FARGATE and FARGATE_SPOT capacity
+# providers), task definition, service and CPU target tracking: ../ecs-service.
 
-resource "aws_ecs_cluster" "this" {
+module "service" {
+  source = "../ecs-service"
+
   name = var.name
-
-  setting {
-    name  = "containerInsights"
-    value = var.container_insights ? "enabled" : "disabled"
-  }
-
-  tags = var.tags
-}
-
-resource "aws_ecs_cluster_capacity_providers" "this" {
-  cluster_name       = aws_ecs_cluster.this.name
-  capacity_providers = ["FARGATE", "FARGATE_SPOT"]
-
-  default_capacity_provider_strategy {
-    capacity_provider = "FARGATE"
-    weight            = 1
-    base              = 1
-  }
-}
-
-resource "aws_ecs_task_definition" "this" {
-  family                   = var.name
-  requires_compatibilities = ["FARGATE"]
-  network_mode             = "awsvpc"
-  cpu                      = var.cpu
-  memory                   = var.memory
-  execution_role_arn       = aws_iam_role.execution.arn
-  task_role_arn            = aws_iam_role.task.arn
-  container_definitions    = jsonencode(concat(local.containers, local.config_writer))
-
-  dynamic "volume" {
-    for_each = var.gateway_config == null ? [] : [local.config_volume]
-    content {
-      name = volume.value
-    }
-  }
-
-  runtime_platform {
-    operating_system_family = "LINUX"
-    cpu_architecture        = var.cpu_architecture
-  }
-
-  tags = var.tags
-}
-
-resource "aws_ecs_service" "this" {
-  name             = var.name
-  cluster          = aws_ecs_cluster.this.id
-  task_definition  = aws_ecs_task_definition.this.arn
-  desired_count    = var.desired_count
-  platform_version = "LATEST"
-
-  capacity_provider_strategy {
-    capacity_provider = "FARGATE"
-    weight            = 1
-    base              = var.min_capacity
-  }
-
-  dynamic "capacity_provider_strategy" {
-    for_each = var.fargate_spot_weight > 0 ? [var.fargate_spot_weight] : []
-    content {
-      capacity_provider = "FARGATE_SPOT"
-      weight            = capacity_provider_strategy.value
-    }
-  }
-
-  network_configuration {
-    subnets          = var.private_subnet_ids
-    security_groups  = [aws_security_group.tasks.id]
-    assign_public_ip = var.assign_public_ip
-  }
-
-  load_balancer {
-    target_group_arn = aws_lb_target_group.http.arn
-    container_name   = "gateway"
-    container_port   = local.http_port
-  }
-
-  load_balancer {
-    target_group_arn = aws_lb_target_group.tcp.arn
-    container_name   = "bridge"
-    container_port   = local.tcp_port
-  }
-
-  health_check_grace_period_seconds  = 60
-  deployment_minimum_healthy_percent = 100
-  deployment_maximum_percent         = 200
-  enable_execute_command             = var.enable_execute_command
-  enable_ecs_managed_tags            = true
-  propagate_tags                     = "SERVICE"
-  wait_for_steady_state              = var.wait_for_steady_state
-
-  deployment_circuit_breaker {
-    enable   = true
-    rollback = true
-  }
-
   tags = var.tags
 
-  # Application Auto Scaling owns the running count once the service exists (with
-  # autoscaling off, desired_count only sets the count at creation; change it with
-  # `aws ecs update-service --desired-count`).
-  lifecycle {
-    ignore_changes = [desired_count]
-  }
+  containers         = concat(local.containers, local.config_writer)
+  volumes            = var.gateway_config == null ? [] : [local.config_volume]
+  cpu                = var.cpu
+  memory             = var.memory
+  cpu_architecture   = var.cpu_architecture
+  log_retention_days = var.log_retention_days
+  kms_key_arn        = var.kms_key_arn
 
-  depends_on = [
-    aws_lb_listener.https,
-    aws_lb_listener.tcp,
-    aws_iam_role_policy.execution,
-    aws_iam_role_policy.task,
-    aws_ecs_cluster_capacity_providers.this,
+  execution_policy_name = "pull-log-secrets"
+  ecr_repository_arns   = local.image_pull_resources
+  # The Collector remote-writes to this region's workspace.
+  task_policy_name = "remote-write"
+  task_policy_statements = [{
+    Sid      = "RemoteWriteToWorkspace"
+    Effect   = "Allow"
+    Action   = ["aps:RemoteWrite"]
+    Resource = var.prometheus_workspace_arn
+  }]
+
+  subnet_ids         = var.private_subnet_ids
+  security_group_ids = [aws_security_group.tasks.id]
+  assign_public_ip   = var.assign_public_ip
+  load_balancers = [
+    { target_group_arn = aws_lb_target_group.http.arn, container_name = "gateway", container_port = local.http_port },
+    { target_group_arn = aws_lb_target_group.tcp.arn, container_name = "bridge", container_port = local.tcp_port },
   ]
+  service_depends_on                = [aws_lb_listener.https, aws_lb_listener.tcp]
+  health_check_grace_period_seconds = 60
+  desired_count                     = var.desired_count
+  use_capacity_providers            = true
+  fargate_spot_weight               = var.fargate_spot_weight
+  container_insights                = var.container_insights
+  enable_execute_command            = var.enable_execute_command
+  enable_ecs_managed_tags           = true
+  wait_for_steady_state             = var.wait_for_steady_state
+
+  enable_autoscaling = var.enable_autoscaling
+  min_capacity       = var.min_capacity
+  max_capacity       = var.max_capacity
+  cpu_target_percent = var.cpu_target_percent
 }
 
 # --------------------------------------------------------------- autoscaling
-
-resource "aws_appautoscaling_target" "this" {
-  count = var.enable_autoscaling ? 1 : 0
-
-  service_namespace  = "ecs"
-  scalable_dimension = "ecs:service:DesiredCount"
-  resource_id        = "service/${aws_ecs_cluster.this.name}/${aws_ecs_service.this.name}"
-  min_capacity       = var.min_capacity
-  max_capacity       = var.max_capacity
-  tags               = var.tags
-}
-
-resource "aws_appautoscaling_policy" "cpu" {
-  count = var.enable_autoscaling ? 1 : 0
-
-  name               = "${var.name}-cpu"
-  policy_type        = "TargetTrackingScaling"
-  service_namespace  = aws_appautoscaling_target.this[0].service_namespace
-  scalable_dimension = aws_appautoscaling_target.this[0].scalable_dimension
-  resource_id        = aws_appautoscaling_target.this[0].resource_id
-
-  target_tracking_scaling_policy_configuration {
-    target_value       = var.cpu_target_percent
-    scale_in_cooldown  = 300
-    scale_out_cooldown = 60
-
-    predefined_metric_specification {
-      predefined_metric_type = "ECSServiceAverageCPUUtilization"
-    }
-  }
-}
+# CPU target tracking comes with the module; this adds ALB requests per target.
 
 resource "aws_appautoscaling_policy" "requests" {
   count = local.requests_policy ? 1 : 0
 
   name               = "${var.name}-requests"
   policy_type        = "TargetTrackingScaling"
-  service_namespace  = aws_appautoscaling_target.this[0].service_namespace
-  scalable_dimension = aws_appautoscaling_target.this[0].scalable_dimension
-  resource_id        = aws_appautoscaling_target.this[0].resource_id
+  service_namespace  = module.service.autoscaling_target[0].service_namespace
+  scalable_dimension = module.service.autoscaling_target[0].scalable_dimension
+  resource_id        = module.service.autoscaling_target[0].resource_id
 
   target_tracking_scaling_policy_configuration {
     target_value       = var.requests_per_target

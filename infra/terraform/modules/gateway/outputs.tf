@@ -45,27 +45,27 @@ output "tcp_endpoint" {
 
 output "cluster_name" {
   description = "ECS cluster."
-  value       = aws_ecs_cluster.this.name
+  value       = module.service.cluster.name
 }
 
 output "service_name" {
   description = "ECS service."
-  value       = aws_ecs_service.this.name
+  value       = module.service.service.name
 }
 
 output "task_definition_arn" {
   description = "Current task definition."
-  value       = aws_ecs_task_definition.this.arn
+  value       = module.service.task_definition.arn
 }
 
 output "task_role_arn" {
   description = "Role of the running containers (remote-write to the workspace)."
-  value       = aws_iam_role.task.arn
+  value       = module.service.task_role.arn
 }
 
 output "execution_role_arn" {
   description = "Role ECS uses to pull images, write logs and read secrets."
-  value       = aws_iam_role.execution.arn
+  value       = module.service.execution_role.arn
 }
 
 output "tasks_security_group_id" {
@@ -75,10 +75,10 @@ output "tasks_security_group_id" {
 
 output "log_group_name" {
   description = "CloudWatch log group of the three containers (stream prefixes gateway/, bridge/, collector/)."
-  value       = aws_cloudwatch_log_group.this.name
+  value       = module.service.log_group.name
 }
 
 output "container_definitions" {
   description = "Container definitions (JSON) of the task: gateway, bridge and Collector. Secrets appear as ARNs only."
-  value       = aws_ecs_task_definition.this.container_definitions
+  value       = module.service.task_definition.container_definitions
 }

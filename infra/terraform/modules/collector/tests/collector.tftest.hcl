@@ -90,18 +90,18 @@ run "collector_task" {
   command = apply
 
   assert {
-    condition     = [for c in jsondecode(aws_ecs_task_definition.this.container_definitions) : [c.name, c.image, c.command]] == [["collector", "otel/opentelemetry-collector-contrib:0.159.0", ["--config=env:OTEL_COLLECTOR_CONFIG"]]]
+    condition     = [for c in jsondecode(module.service.task_definition.container_definitions) : [c.name, c.image, c.command]] == [["collector", "otel/opentelemetry-collector-contrib:0.159.0", ["--config=env:OTEL_COLLECTOR_CONFIG"]]]
     error_message = "one pinned Collector container reading its configuration from the environment"
   }
 
   assert {
-    condition     = yamldecode({ for e in jsondecode(aws_ecs_task_definition.this.container_definitions)[0].environment : e.name => e.value }["OTEL_COLLECTOR_CONFIG"]) == yamldecode(var.config)
+    condition     = yamldecode({ for e in jsondecode(module.service.task_definition.container_definitions)[0].environment : e.name => e.value }["OTEL_COLLECTOR_CONFIG"]) == yamldecode(var.config)
     error_message = "the configuration arrives unchanged"
   }
 
   assert {
     condition = {
-      for e in jsondecode(aws_ecs_task_definition.this.container_definitions)[0].environment : e.name => e.value if e.name != "OTEL_COLLECTOR_CONFIG"
+      for e in jsondecode(module.service.task_definition.container_definitions)[0].environment : e.name => e.value if e.name != "OTEL_COLLECTOR_CONFIG"
       } == {
       AMP_GLOBAL_REMOTE_WRITE_URL = var.prometheus_remote_write_url
       AWS_REGION                  = "us-east-1"
@@ -111,17 +111,17 @@ run "collector_task" {
   }
 
   assert {
-    condition     = jsondecode(aws_ecs_task_definition.this.container_definitions)[0].secrets == [{ name = "FEDERATION_BEARER_TOKEN", valueFrom = "arn:aws:secretsmanager:us-east-1:123456789012:secret:federation-AbCdEf" }]
+    condition     = jsondecode(module.service.task_definition.container_definitions)[0].secrets == [{ name = "FEDERATION_BEARER_TOKEN", valueFrom = "arn:aws:secretsmanager:us-east-1:123456789012:secret:federation-AbCdEf" }]
     error_message = "the federation token arrives from Secrets Manager"
   }
 
   assert {
-    condition     = toset([for lb in aws_ecs_service.this.load_balancer : [lb.container_name, tostring(lb.container_port)]]) == toset([["collector", "4317"]])
+    condition     = toset([for lb in module.service.service.load_balancer : [lb.container_name, tostring(lb.container_port)]]) == toset([["collector", "4317"]])
     error_message = "the service registers the Collector's 4317 with the NLB"
   }
 
   assert {
-    condition     = aws_appautoscaling_target.this[0].min_capacity == 2 && aws_appautoscaling_policy.cpu[0].target_tracking_scaling_policy_configuration[0].predefined_metric_specification[0].predefined_metric_type == "ECSServiceAverageCPUUtilization"
+    condition     = module.service.autoscaling_target[0].min_capacity == 2 && module.service.cpu_scaling_policy[0].target_tracking_scaling_policy_configuration[0].predefined_metric_specification[0].predefined_metric_type == "ECSServiceAverageCPUUtilization"
     error_message = "the Collector service scales on CPU from two tasks"
   }
 
@@ -135,7 +135,7 @@ run "iam_is_scoped" {
   command = apply
 
   assert {
-    condition = jsondecode(aws_iam_role_policy.task.policy).Statement == [{
+    condition = jsondecode(module.service.task_role_policy.policy).Statement == [{
       Sid      = "RemoteWriteToWorkspace"
       Effect   = "Allow"
       Action   = ["aps:RemoteWrite"]
@@ -145,7 +145,7 @@ run "iam_is_scoped" {
   }
 
   assert {
-    condition     = one([for s in jsondecode(aws_iam_role_policy.execution.policy).Statement : s.Resource if s.Sid == "ReadSecrets"]) == ["arn:aws:secretsmanager:us-east-1:123456789012:secret:federation-AbCdEf"]
+    condition     = one([for s in jsondecode(module.service.execution_role_policy.policy).Statement : s.Resource if s.Sid == "ReadSecrets"]) == ["arn:aws:secretsmanager:us-east-1:123456789012:secret:federation-AbCdEf"]
     error_message = "the execution role reads the federation token and nothing else"
   }
 }

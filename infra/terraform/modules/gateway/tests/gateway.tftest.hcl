@@ -147,32 +147,32 @@ run "task_definition_gateway_bridge_and_collector" {
   command = apply
 
   assert {
-    condition     = [for c in jsondecode(aws_ecs_task_definition.this.container_definitions) : c.name] == ["gateway", "bridge", "collector"]
+    condition     = [for c in jsondecode(module.service.task_definition.container_definitions) : c.name] == ["gateway", "bridge", "collector"]
     error_message = "the task runs the gateway, the TCP bridge and the Collector"
   }
 
   assert {
-    condition     = alltrue([for c in jsondecode(aws_ecs_task_definition.this.container_definitions) : c.essential])
+    condition     = alltrue([for c in jsondecode(module.service.task_definition.container_definitions) : c.essential])
     error_message = "all three containers are essential"
   }
 
   assert {
-    condition     = aws_ecs_task_definition.this.requires_compatibilities == toset(["FARGATE"]) && aws_ecs_task_definition.this.network_mode == "awsvpc"
+    condition     = module.service.task_definition.requires_compatibilities == toset(["FARGATE"]) && module.service.task_definition.network_mode == "awsvpc"
     error_message = "a Fargate task in awsvpc mode (the containers share localhost)"
   }
 
   assert {
-    condition     = aws_ecs_task_definition.this.task_role_arn == aws_iam_role.task.arn && aws_ecs_task_definition.this.execution_role_arn == aws_iam_role.execution.arn
+    condition     = module.service.task_definition.task_role_arn == module.service.task_role.arn && module.service.task_definition.execution_role_arn == module.service.execution_role.arn
     error_message = "the task uses the module's task and execution roles"
   }
 
   assert {
-    condition     = [for p in one([for c in jsondecode(aws_ecs_task_definition.this.container_definitions) : c if c.name == "gateway"]).portMappings : p.containerPort] == [8080, 9090]
+    condition     = [for p in one([for c in jsondecode(module.service.task_definition.container_definitions) : c if c.name == "gateway"]).portMappings : p.containerPort] == [8080, 9090]
     error_message = "the gateway exposes 8080 (HTTP) and 9090 (metrics)"
   }
 
   assert {
-    condition = { for e in one([for c in jsondecode(aws_ecs_task_definition.this.container_definitions) : c if c.name == "gateway"]).environment : e.name => e.value } == {
+    condition = { for e in one([for c in jsondecode(module.service.task_definition.container_definitions) : c if c.name == "gateway"]).environment : e.name => e.value } == {
       MCP_GATEWAY_REDIS_URL       = "rediss://master.mock.abcdef.use1.cache.amazonaws.com:6379"
       OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:4317"
       OTEL_EXPORTER_OTLP_PROTOCOL = "grpc"
@@ -183,69 +183,69 @@ run "task_definition_gateway_bridge_and_collector" {
   }
 
   assert {
-    condition = one([for c in jsondecode(aws_ecs_task_definition.this.container_definitions) : c if c.name == "gateway"]).secrets == [
+    condition = one([for c in jsondecode(module.service.task_definition.container_definitions) : c if c.name == "gateway"]).secrets == [
       { name = "MCP_GATEWAY_REDIS_PASSWORD", valueFrom = "arn:aws:secretsmanager:us-east-1:123456789012:secret:mcp-test-redis-auth-AbCdEf" }
     ]
     error_message = "the Redis password comes from Secrets Manager as a secret env var"
   }
 
   assert {
-    condition     = strcontains(join(" ", one([for c in jsondecode(aws_ecs_task_definition.this.container_definitions) : c if c.name == "gateway"]).healthCheck.command), "http://127.0.0.1:8080/healthz")
+    condition     = strcontains(join(" ", one([for c in jsondecode(module.service.task_definition.container_definitions) : c if c.name == "gateway"]).healthCheck.command), "http://127.0.0.1:8080/healthz")
     error_message = "the container health check probes liveness (/healthz); readiness (/readyz) is for the load balancers"
   }
 
   assert {
-    condition     = one([for c in jsondecode(aws_ecs_task_definition.this.container_definitions) : c if c.name == "gateway"]).dependsOn == [{ containerName = "collector", condition = "START" }]
+    condition     = one([for c in jsondecode(module.service.task_definition.container_definitions) : c if c.name == "gateway"]).dependsOn == [{ containerName = "collector", condition = "START" }]
     error_message = "the gateway starts after (and stops before) the Collector"
   }
 
   assert {
-    condition     = one([for c in jsondecode(aws_ecs_task_definition.this.container_definitions) : c if c.name == "gateway"]).logConfiguration.options["awslogs-group"] == "/ecs/mcp-test"
+    condition     = one([for c in jsondecode(module.service.task_definition.container_definitions) : c if c.name == "gateway"]).logConfiguration.options["awslogs-group"] == "/ecs/mcp-test"
     error_message = "gateway logs go to the module's log group"
   }
 
   assert {
     condition = [
-      for c in jsondecode(aws_ecs_task_definition.this.container_definitions) : concat(c.entryPoint, c.command) if c.name == "bridge"
+      for c in jsondecode(module.service.task_definition.container_definitions) : concat(c.entryPoint, c.command) if c.name == "bridge"
     ] == [["mcp-gateway", "bridge", "--listen", "0.0.0.0:8445", "--gateway", "ws://127.0.0.1:8080/ws"]]
     error_message = "the bridge listens on 8445 and relays to the gateway's /ws over localhost"
   }
 
   assert {
-    condition     = [for p in one([for c in jsondecode(aws_ecs_task_definition.this.container_definitions) : c if c.name == "bridge"]).portMappings : p.containerPort] == [8445, 9092]
+    condition     = [for p in one([for c in jsondecode(module.service.task_definition.container_definitions) : c if c.name == "bridge"]).portMappings : p.containerPort] == [8445, 9092]
     error_message = "the bridge exposes 8445 (MCPB) and 9092 (metrics)"
   }
 
   assert {
-    condition     = one([for c in jsondecode(aws_ecs_task_definition.this.container_definitions) : c if c.name == "bridge"]).dependsOn == [{ containerName = "gateway", condition = "HEALTHY" }]
+    condition     = one([for c in jsondecode(module.service.task_definition.container_definitions) : c if c.name == "bridge"]).dependsOn == [{ containerName = "gateway", condition = "HEALTHY" }]
     error_message = "the bridge waits for a healthy gateway"
   }
 
   assert {
-    condition     = one([for c in jsondecode(aws_ecs_task_definition.this.container_definitions) : c if c.name == "bridge"]).image == var.image
+    condition     = one([for c in jsondecode(module.service.task_definition.container_definitions) : c if c.name == "bridge"]).image == var.image
     error_message = "the bridge runs from the gateway image by default"
   }
 
   assert {
-    condition     = one([for c in jsondecode(aws_ecs_task_definition.this.container_definitions) : c if c.name == "collector"]).image == "otel/opentelemetry-collector-contrib:0.159.0"
+    condition     = one([for c in jsondecode(module.service.task_definition.container_definitions) : c if c.name == "collector"]).image == "otel/opentelemetry-collector-contrib:0.159.0"
     error_message = "the Collector runs the pinned image"
   }
 
   assert {
-    condition     = one([for c in jsondecode(aws_ecs_task_definition.this.container_definitions) : c if c.name == "collector"]).command == ["--config=env:OTEL_COLLECTOR_CONFIG"]
+    condition     = one([for c in jsondecode(module.service.task_definition.container_definitions) : c if c.name == "collector"]).command == ["--config=env:OTEL_COLLECTOR_CONFIG"]
     error_message = "the Collector reads its configuration from OTEL_COLLECTOR_CONFIG"
   }
 
   assert {
     condition = yamldecode({
-      for e in one([for c in jsondecode(aws_ecs_task_definition.this.container_definitions) : c if c.name == "collector"]).environment : e.name => e.value
+      for e in one([for c in jsondecode(module.service.task_definition.container_definitions) : c if c.name == "collector"]).environment : e.name => e.value
     }["OTEL_COLLECTOR_CONFIG"]) == yamldecode(var.collector_config)
     error_message = "the Collector's configuration is the given YAML, unchanged"
   }
 
   assert {
     condition = {
-      for e in one([for c in jsondecode(aws_ecs_task_definition.this.container_definitions) : c if c.name == "collector"]).environment : e.name => e.value if e.name != "OTEL_COLLECTOR_CONFIG"
+      for e in one([for c in jsondecode(module.service.task_definition.container_definitions) : c if c.name == "collector"]).environment : e.name => e.value if e.name != "OTEL_COLLECTOR_CONFIG"
       } == {
       AMP_REMOTE_WRITE_URL     = "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-region/api/v1/remote_write"
       AWS_REGION               = "us-east-1"
@@ -263,7 +263,7 @@ run "service_wiring_and_target_tracking" {
   command = apply
 
   assert {
-    condition = toset([for lb in aws_ecs_service.this.load_balancer : [lb.container_name, tostring(lb.container_port), lb.target_group_arn]]) == toset([
+    condition = toset([for lb in module.service.service.load_balancer : [lb.container_name, tostring(lb.container_port), lb.target_group_arn]]) == toset([
       ["gateway", "8080", aws_lb_target_group.http.arn],
       ["bridge", "8445", aws_lb_target_group.tcp.arn],
     ])
@@ -271,27 +271,27 @@ run "service_wiring_and_target_tracking" {
   }
 
   assert {
-    condition     = [for n in aws_ecs_service.this.network_configuration : [n.subnets, n.assign_public_ip, n.security_groups]] == [[toset(var.private_subnet_ids), false, toset([aws_security_group.tasks.id])]]
+    condition     = [for n in module.service.service.network_configuration : [n.subnets, n.assign_public_ip, n.security_groups]] == [[toset(var.private_subnet_ids), false, toset([aws_security_group.tasks.id])]]
     error_message = "tasks run in the private subnets without public IPs"
   }
 
   assert {
-    condition     = aws_ecs_service.this.deployment_circuit_breaker[0].enable && aws_ecs_service.this.deployment_circuit_breaker[0].rollback && aws_ecs_service.this.deployment_minimum_healthy_percent == 100
+    condition     = module.service.service.deployment_circuit_breaker[0].enable && module.service.service.deployment_circuit_breaker[0].rollback && module.service.service.deployment_minimum_healthy_percent == 100
     error_message = "deployments keep full capacity and roll back when tasks fail"
   }
 
   assert {
-    condition     = aws_cloudwatch_log_group.this.name == "/ecs/mcp-test" && aws_cloudwatch_log_group.this.retention_in_days == 30
+    condition     = module.service.log_group.name == "/ecs/mcp-test" && module.service.log_group.retention_in_days == 30
     error_message = "container logs are kept for 30 days"
   }
 
   assert {
-    condition     = aws_appautoscaling_target.this[0].min_capacity == 2 && aws_appautoscaling_target.this[0].max_capacity == 10 && aws_appautoscaling_target.this[0].resource_id == "service/mcp-test/mcp-test"
+    condition     = module.service.autoscaling_target[0].min_capacity == 2 && module.service.autoscaling_target[0].max_capacity == 10 && module.service.autoscaling_target[0].resource_id == "service/mcp-test/mcp-test"
     error_message = "the service scales between 2 and 10 tasks"
   }
 
   assert {
-    condition = [for c in aws_appautoscaling_policy.cpu[0].target_tracking_scaling_policy_configuration : [c.target_value, c.predefined_metric_specification[0].predefined_metric_type]] == [
+    condition = [for c in module.service.cpu_scaling_policy[0].target_tracking_scaling_policy_configuration : [c.target_value, c.predefined_metric_specification[0].predefined_metric_type]] == [
       [60, "ECSServiceAverageCPUUtilization"]
     ]
     error_message = "target tracking keeps CPU at 60%"
@@ -312,12 +312,12 @@ run "autoscaling_off_creates_no_scaling_resources" {
   }
 
   assert {
-    condition     = length(aws_appautoscaling_target.this) == 0 && length(aws_appautoscaling_policy.cpu) == 0 && length(aws_appautoscaling_policy.requests) == 0
+    condition     = length(module.service.autoscaling_target) == 0 && length(module.service.cpu_scaling_policy) == 0 && length(aws_appautoscaling_policy.requests) == 0
     error_message = "without autoscaling there is no scalable target and no policy"
   }
 
   assert {
-    condition     = aws_ecs_service.this.desired_count == 2
+    condition     = module.service.service.desired_count == 2
     error_message = "desired_count only sets the count when the service is created: Terraform never resets a running service's count"
   }
 }
@@ -326,7 +326,7 @@ run "task_role_writes_to_the_workspace_only" {
   command = apply
 
   assert {
-    condition = jsondecode(aws_iam_role_policy.task.policy) == {
+    condition = jsondecode(module.service.task_role_policy.policy) == {
       Version = "2012-10-17"
       Statement = [{
         Sid      = "RemoteWriteToWorkspace"
@@ -339,7 +339,7 @@ run "task_role_writes_to_the_workspace_only" {
   }
 
   assert {
-    condition     = jsondecode(aws_iam_role.task.assume_role_policy).Statement[0].Principal == { Service = "ecs-tasks.amazonaws.com" }
+    condition     = jsondecode(module.service.task_role.assume_role_policy).Statement[0].Principal == { Service = "ecs-tasks.amazonaws.com" }
     error_message = "only ECS tasks assume the task role"
   }
 }
@@ -357,7 +357,7 @@ run "execution_role_reads_only_its_secrets_and_log_group" {
   }
 
   assert {
-    condition = one([for s in jsondecode(aws_iam_role_policy.execution.policy).Statement : s if s.Sid == "ReadSecrets"]) == {
+    condition = one([for s in jsondecode(module.service.execution_role_policy.policy).Statement : s if s.Sid == "ReadSecrets"]) == {
       Sid    = "ReadSecrets"
       Effect = "Allow"
       Action = ["secretsmanager:GetSecretValue"]
@@ -372,12 +372,12 @@ run "execution_role_reads_only_its_secrets_and_log_group" {
   }
 
   assert {
-    condition     = one([for s in jsondecode(aws_iam_role_policy.execution.policy).Statement : s.Resource if s.Sid == "WriteLogs"]) == "arn:aws:logs:us-east-1:123456789012:log-group:/mock/log-group:*"
+    condition     = one([for s in jsondecode(module.service.execution_role_policy.policy).Statement : s.Resource if s.Sid == "WriteLogs"]) == "arn:aws:logs:us-east-1:123456789012:log-group:/mock/log-group:*"
     error_message = "the execution role writes to its log group only"
   }
 
   assert {
-    condition = one([for c in jsondecode(aws_ecs_task_definition.this.container_definitions) : c if c.name == "collector"]).secrets == [
+    condition = one([for c in jsondecode(module.service.task_definition.container_definitions) : c if c.name == "collector"]).secrets == [
       { name = "FEDERATION_BEARER_TOKEN", valueFrom = "arn:aws:secretsmanager:us-east-1:123456789012:secret:federation-ZxCvBn" },
       { name = "LOGS_PASSWORD", valueFrom = "arn:aws:secretsmanager:us-east-1:123456789012:secret:logs-PoIuYt:password::" },
       { name = "LOGS_USERNAME", valueFrom = "arn:aws:secretsmanager:us-east-1:123456789012:secret:logs-PoIuYt:username::" },
@@ -397,34 +397,34 @@ run "gateway_config_is_written_by_an_init_container" {
   }
 
   assert {
-    condition     = [for c in jsondecode(aws_ecs_task_definition.this.container_definitions) : c.name] == ["gateway", "bridge", "collector", "gateway-config"]
+    condition     = [for c in jsondecode(module.service.task_definition.container_definitions) : c.name] == ["gateway", "bridge", "collector", "gateway-config"]
     error_message = "a fourth, non-essential container writes the configuration"
   }
 
   assert {
-    condition     = yamldecode(one([for c in jsondecode(aws_ecs_task_definition.this.container_definitions) : c if c.name == "gateway-config"]).environment[0].value) == { allowed_hosts = ["mcp.use1.example.com", "127.0.0.1"], namespaces = {} }
+    condition     = yamldecode(one([for c in jsondecode(module.service.task_definition.container_definitions) : c if c.name == "gateway-config"]).environment[0].value) == { allowed_hosts = ["mcp.use1.example.com", "127.0.0.1"], namespaces = {} }
     error_message = "the init container carries the configuration unchanged"
   }
 
   assert {
-    condition     = !one([for c in jsondecode(aws_ecs_task_definition.this.container_definitions) : c if c.name == "gateway-config"]).essential
+    condition     = !one([for c in jsondecode(module.service.task_definition.container_definitions) : c if c.name == "gateway-config"]).essential
     error_message = "the init container is allowed to exit"
   }
 
   assert {
     condition = {
-      for e in one([for c in jsondecode(aws_ecs_task_definition.this.container_definitions) : c if c.name == "gateway"]).environment : e.name => e.value
+      for e in one([for c in jsondecode(module.service.task_definition.container_definitions) : c if c.name == "gateway"]).environment : e.name => e.value
     }["MCP_GATEWAY_CONFIG"] == "/etc/mcp-gateway/conf/gateway.yaml"
     error_message = "the gateway reads the written file"
   }
 
   assert {
-    condition     = contains(one([for c in jsondecode(aws_ecs_task_definition.this.container_definitions) : c if c.name == "gateway"]).dependsOn, { containerName = "gateway-config", condition = "SUCCESS" })
+    condition     = contains(one([for c in jsondecode(module.service.task_definition.container_definitions) : c if c.name == "gateway"]).dependsOn, { containerName = "gateway-config", condition = "SUCCESS" })
     error_message = "the gateway starts only after the file is written"
   }
 
   assert {
-    condition     = [for v in aws_ecs_task_definition.this.volume : v.name] == ["gateway-config"]
+    condition     = [for v in module.service.task_definition.volume : v.name] == ["gateway-config"]
     error_message = "the file lives on a task volume"
   }
 }
