@@ -49,7 +49,7 @@ locals {
     var.gateway_secrets,
   )
 
-  bridge_environment = merge(local.otel_environment, { OTEL_SERVICE_NAME = "mcp-tcp-bridge" })
+  bridge_environment = merge(local.otel_environment, { OTEL_SERVICE_NAME = "mcp-gateway-tcp-bridge" })
 
   # The variables the Collector configuration (otel/collector/region.yaml) reads.
   # The sidecar shares the task's network namespace: it scrapes the gateway's and

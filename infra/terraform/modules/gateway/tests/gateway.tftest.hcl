@@ -217,6 +217,11 @@ run "task_definition_gateway_bridge_and_collector" {
   }
 
   assert {
+    condition     = { for e in one([for c in jsondecode(module.service.task_definition.container_definitions) : c if c.name == "bridge"]).environment : e.name => e.value }["OTEL_SERVICE_NAME"] == "mcp-gateway-tcp-bridge"
+    error_message = "the bridge reports under the service name its code uses (app.tcp_bridge.metrics.SERVICE)"
+  }
+
+  assert {
     condition     = one([for c in jsondecode(module.service.task_definition.container_definitions) : c if c.name == "bridge"]).dependsOn == [{ containerName = "gateway", condition = "HEALTHY" }]
     error_message = "the bridge waits for a healthy gateway"
   }
