@@ -32,8 +32,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.gateway_bench import NAMESPACE, UNREACHABLE_RATE, Worker, start_backend, wait_ready  # noqa: E402
-from tests.support.net import LOOPBACK, free_port  # noqa: E402
+from bench.gateway_bench import NAMESPACE, UNREACHABLE_RATE, Worker, start_backend  # noqa: E402
+from tests.support.net import LOOPBACK, free_port, http_status  # noqa: E402
 from tests.support.process import ManagedProcess  # noqa: E402
 
 #: Start-up under valgrind, even uninstrumented, is several times slower than without.
@@ -53,14 +53,8 @@ def start_gateway(backend_url: str, logs: Path, src: Path) -> tuple[ManagedProce
             sys.executable, "-m", "app", "serve", "--config", str(config_path), "--host", LOOPBACK, "--port", str(port)]
     proc = ManagedProcess(args, logs / "gateway.log", env={"MCP_GATEWAY_METRICS_PORT": str(free_port())}, cwd=src).start()
     base = f"http://{LOOPBACK}:{port}"
-    proc.wait_ready(lambda: _ready(f"{base}/readyz"), VALGRIND_START_TIMEOUT, f"gateway not ready at {base}/readyz")
+    proc.wait_ready(lambda: http_status(f"{base}/readyz") == 200, VALGRIND_START_TIMEOUT, f"gateway not ready at {base}/readyz")
     return proc, f"{base}/mcp", out
-
-
-def _ready(url: str) -> bool:
-    from tests.support.net import http_status
-
-    return http_status(url) == 200
 
 
 def collect(pid: int, on: bool) -> None:
