@@ -17,21 +17,18 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
-T = TypeVar("T")
-LOOPBACK = "127.0.0.1"
+from tests.support.net import LOOPBACK, free_port, wait_until
 
 
 class PrometheusError(RuntimeError):
@@ -52,24 +49,6 @@ class ScrapeJob:
         if self.labels:
             static["labels"] = dict(self.labels)
         return {"job_name": self.name, "metrics_path": self.metrics_path, "static_configs": [static]}
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def poll(predicate: Callable[[], T], timeout: float, message: Callable[[], str], interval: float = 0.1) -> T:
-    """Call `predicate` until it returns something truthy (returned) or `timeout` passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:g} s: {message()}")
-        time.sleep(interval)
 
 
 class PrometheusServer:
@@ -155,7 +134,7 @@ class PrometheusServer:
             )
             log.close()
             try:
-                poll(self._ready, self.start_timeout, lambda: f"Prometheus on {self.address} not ready\n{self.log()}")
+                wait_until(self._ready, self.start_timeout, 0.1, lambda: f"Prometheus on {self.address} not ready\n{self.log()}")
                 return self
             except (PrometheusError, TimeoutError) as err:
                 last_error = err
@@ -253,7 +232,7 @@ class PrometheusServer:
             last[:] = [self.query(expr)]
             return last[0]
 
-        return poll(nonempty, timeout, lambda: f"{expr!r} returned no series (targets: {self.target_health()})")
+        return wait_until(nonempty, timeout, 0.1, lambda: f"{expr!r} returned no series (targets: {self.target_health()})")
 
     def target_health(self) -> dict[str, str]:
         """`job/instance` -> health (`up`, `down`, `unknown`) plus the last scrape error."""
@@ -275,4 +254,4 @@ class PrometheusServer:
             done = rules and all(not rule.get("lastEvaluation", "").startswith("0001-") for rule in rules)
             return groups if done else []
 
-        return poll(evaluated, timeout, lambda: "rules not evaluated yet")
+        return wait_until(evaluated, timeout, 0.1, lambda: "rules not evaluated yet")

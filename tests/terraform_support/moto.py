@@ -12,13 +12,12 @@ and `enable_redis`.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
+
+from tests.support.net import free_port, http_status, wait_until
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -46,12 +45,6 @@ class MotoUnavailable(RuntimeError):
     """moto[server] is not installed in the test environment."""
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class MotoServer:
     """`python -m moto.server` on 127.0.0.1:<free port>; `stop()` ends exactly that process."""
 
@@ -64,7 +57,7 @@ class MotoServer:
                 "moto[server] is not installed: `pip install 'moto[server]'` (test dependency) to run "
                 "the terraform apply/destroy tests against the local AWS emulator."
             ) from err
-        self.port = _free_port()
+        self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("wb")
@@ -76,19 +69,16 @@ class MotoServer:
         self._wait_ready()
 
     def _wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"moto server exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                with opener.open(f"{self.endpoint}/moto-api/", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"moto server did not answer on {self.endpoint} within {timeout}s:\n{self.log()}")
+            return http_status(f"{self.endpoint}/moto-api/", timeout=2) == 200
+
+        try:
+            wait_until(ready, timeout, 0.2, lambda: f"moto server did not answer on {self.endpoint}:\n{self.log()}")
+        except TimeoutError:
+            self.stop()
+            raise
 
     def log(self) -> str:
         self._log.flush()
