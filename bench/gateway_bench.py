@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import platform
 import statistics
@@ -55,13 +54,13 @@ try:
 except ImportError:
     sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
+from bench.measure import CLOCK_TICKS, cpu_seconds, percentile  # noqa: E402
 from tests.support.net import LOOPBACK, free_port, http_status  # noqa: E402
 from tests.support.process import ManagedProcess  # noqa: E402
 
 ACCEPT = "application/json, text/event-stream"
 PROTOCOL = "2025-06-18"
 NAMESPACE = "bench"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 START_TIMEOUT = 30.0
 #: Goals from the issue: added p50 at concurrency 1, and gateway/direct throughput at 16.
 GOAL_ADDED_P50_MS = 2.0
@@ -76,13 +75,6 @@ def machine_jiffies() -> tuple[int, int, int]:
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     user, nice, system, idle, iowait, irq, softirq, steal = (values + [0] * 8)[:8]
     return user + nice + system + irq + softirq, steal, sum(values[:8])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process (and its reaped children) has used, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
-    return (utime + stime + cutime + cstime) / CLOCK_TICKS
 
 
 def wait_ready(proc: ManagedProcess, url: str, what: str, expect: int | None = None) -> None:
@@ -207,11 +199,6 @@ class Result:
     cpu_share: dict[str, float] = field(default_factory=dict)
     #: Whole machine during the case, in cores: everything busy, what other processes used, steal.
     machine: dict[str, float] = field(default_factory=dict)
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    return sorted_values[min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))]
 
 
 async def run_case(

@@ -32,6 +32,7 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.measure import percentile  # noqa: E402
 from tests.support import RedisServer, start_backend, start_gateway  # noqa: E402
 
 API_KEY = "bench-load-key"
@@ -125,9 +126,8 @@ async def run(args: argparse.Namespace, gateways: list[str]) -> Stats:
     return stats
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
+def percentile_ms(values: list[float], q: float) -> float:
+    return percentile(sorted(values), q) * 1000 if values else float("nan")
 
 
 def main() -> int:
@@ -166,7 +166,7 @@ def main() -> int:
     print(f"{args.ws} WebSocket sessions + {args.http} HTTP clients, {elapsed:.0f} s, 2 replicas on one Redis, auth + rate limits on")
     print(f"{'edge':10} {'calls':>7} {'calls/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for edge, values in stats.latencies.items():
-        print(f"{edge:10} {len(values):7d} {len(values) / elapsed:8.1f} {statistics.median(values) * 1000 if values else float('nan'):8.2f} {percentile(values, 0.99):8.2f}")
+        print(f"{edge:10} {len(values):7d} {len(values) / elapsed:8.1f} {statistics.median(values) * 1000 if values else float('nan'):8.2f} {percentile_ms(values, 0.99):8.2f}")
     print(f"peak RSS per replica (VmHWM): {', '.join(f'{m:.1f} MiB' for m in rss)}")
     print(f"errors: {total_errors}   [goal: zero: {'MET' if total_errors == 0 else 'MISSED'}]")
     for what, count in sorted(stats.errors.items(), key=lambda kv: -kv[1])[:10]:

@@ -38,21 +38,15 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import cpu_seconds  # noqa: E402
 from tests.support.net import LOOPBACK, free_port, http_status  # noqa: E402
 from tests.support.process import ManagedProcess  # noqa: E402
 
 GOAL_SECONDS = 1.5
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 POLL = 0.005
 INIT = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
         "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}
 HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json", "mcp-protocol-version": "2025-06-18"}
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU (user + system) a process has used so far: unlike wall time, not inflated by a busy machine."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def until(predicate, deadline: float) -> float:  # type: ignore[no-untyped-def]

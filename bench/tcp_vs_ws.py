@@ -41,22 +41,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.tcp_bridge.client import MCPBClient  # noqa: E402
+from bench.measure import cpu_seconds, percentile  # noqa: E402
 from tests.support.net import LOOPBACK, free_port, http_status, tcp_accepts  # noqa: E402
 from tests.support.process import ManagedProcess  # noqa: E402
 
 PROTOCOL = "2025-06-18"
 NAMESPACE = "bench"
 TOOL = f"{NAMESPACE}__echo"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 START_TIMEOUT = 30.0
 
 
 # -- processes -------------------------------------------------------------------------------------
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(v) for v in fields[11:15]) / CLOCK_TICKS
-
-
 def start_all(logs: Path, log_level: str, procs: list[ManagedProcess]) -> tuple[dict[str, int], str, tuple[str, int]]:
     """Backend, gateway and bridge, appended to `procs` as they start (so all of them get stopped)."""
     port = free_port()
@@ -181,10 +176,6 @@ class Result:
     p50_ms: float
     p99_ms: float
     cpu_ms_per_call: dict[str, float] = field(default_factory=dict)
-
-
-def percentile(ordered: Sequence[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
 
 
 async def run_case(

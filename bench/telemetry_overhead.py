@@ -43,12 +43,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import cpu_seconds  # noqa: E402
 from tests.support.net import LOOPBACK, free_port, http_status  # noqa: E402
 from tests.support.process import ManagedProcess  # noqa: E402
 
 ACCEPT = "application/json, text/event-stream"
 PROTOCOL = "2025-06-18"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 GOAL_OVERHEAD = 0.15
 WINDOW_WARMUP = 0.3
 RECEIVER = """
@@ -59,11 +59,6 @@ receiver = OtlpReceiver().start()
 print(receiver.grpc_endpoint, flush=True)
 signal.sigwait({{signal.SIGTERM, signal.SIGINT}})
 """
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(v) for v in fields[11:15]) / CLOCK_TICKS
 
 
 def wait_ready(proc: ManagedProcess, url: str, expect: int | None = None) -> None:
