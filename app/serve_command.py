@@ -12,6 +12,7 @@ import uvicorn
 
 from app.auth import AuthSetupError
 from app.config import ConfigError, load_config
+from app.demo import sdk_problem as demo_sdk_problem
 from app.drain import Drain
 
 
@@ -72,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         for problem in error.problems:
             print(f"config error: {problem}", file=sys.stderr)
+        return 2
+    missing = demo_sdk_problem(config)
+    if missing:
+        print(f"config error: {missing}", file=sys.stderr)
         return 2
     try:
         telemetry = setup_telemetry(
