@@ -177,6 +177,21 @@ def test_readyz_is_503_until_backends_were_discovered(tmp_path: Path) -> None:
         proc.stop()
 
 
+def test_readyz_is_200_with_every_backend_down_and_health_reports_them(tmp_path: Path) -> None:
+    """Readiness is this replica's own (discovery done, state store answering): a backend outage,
+    which every replica shares, must not take them all out of the load balancer."""
+    down = {"backends": [{"name": "gone-1", "url": "http://127.0.0.1:9/mcp"}]}
+    gateway = start_gateway({"namespaces": {"one": down, "two": {"backends": [{"name": "gone-2", "url": "ws://127.0.0.1:9/mcp"}]}}}, tmp_path)
+    try:
+        ready = httpx.get(f"{gateway.url}/readyz")
+        assert ready.status_code == 200 and ready.json() == {"ready": True, "state_store": "ok", "draining": False, "in_flight": 0}
+        health = httpx.get(f"{gateway.url}/health")
+        assert health.status_code == 503
+        assert health.json() | {"sessions_active": 0} == {"status": "unhealthy", "backends": {"one": "unhealthy", "two": "unhealthy"}, "redis": "not_configured", "sessions_active": 0}
+    finally:
+        gateway.proc.stop()
+
+
 def test_health_reports_a_degraded_namespace(tmp_path: Path) -> None:
     gateway = start_gateway(
         {
