@@ -144,7 +144,8 @@ class HealthCheckConfig(_Strict):
 class RateLimitConfig(_Strict):
     """Rate limits shared by every replica (in Redis when `redis_url` is set). `per_principal`
     applies to each authenticated caller, `per_ip` to each client address, `namespaces` to each
-    caller's calls into one namespace (on top of the others)."""
+    caller's calls into one namespace (on top of the others). `per_ip` left unset is off on a
+    gateway bound to loopback without authentication (see GatewayConfig)."""
 
     enabled: bool = True
     per_principal: Rate | None = "600/minute"
@@ -212,6 +213,15 @@ class GatewayConfig(_Strict):
                 f"auth.mode: 'none' is only allowed when the gateway binds a loopback address, not {self.host!r}; "
                 "configure jwt or api_key"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _default_per_ip_spares_the_local_user(self) -> GatewayConfig:
+        """The default per-IP budget guards a gateway reachable from the network. Bound to loopback
+        without authentication, every caller is the machine's own user at one address: the budget
+        would only throttle their own programs. A `per_ip` set in the file always applies."""
+        if "per_ip" not in self.rate_limits.model_fields_set and is_loopback(self.host) and self.auth.modes == {"none"}:
+            object.__setattr__(self, "rate_limits", self.rate_limits.model_copy(update={"per_ip": None}))  # Frozen model.
         return self
 
     @model_validator(mode="after")

@@ -76,6 +76,16 @@ def template_pattern(template: str) -> re.Pattern[str]:
     return re.compile(regex + r"\Z")
 
 
+def _clash_advice(kind: str, unprefixed: str) -> str:
+    """What fixes a clash: a prefix renames tools and prompts, but URIs are never rewritten."""
+    if kind in (TOOL, PROMPT):
+        return f"set 'prefix: true' on namespace {unprefixed!r}"
+    return (
+        "a prefix does not rename URIs, so only one namespace may serve it: "
+        "change the URI in one of the servers, or serve both from one namespace"
+    )
+
+
 class Router:
     """Maps exposed names and URIs to namespaces, and names back to what the backend calls them."""
 
@@ -138,7 +148,7 @@ class Router:
             raise GatewayError(
                 ErrorCode.CONFIGURATION_ERROR,
                 f"Configuration error: {kind} {key!r} is exposed by namespaces {clash!r} and {namespace.name!r}; "
-                "give one of them a prefix",
+                + _clash_advice(kind, namespace.name),
                 data={"kind": kind, "name": key, "namespaces": sorted({clash, namespace.name})},
             )
 

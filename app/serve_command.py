@@ -12,7 +12,9 @@ import uvicorn
 
 from app.auth import AuthSetupError
 from app.config import ConfigError, load_config
+from app.demo import sdk_problem as demo_sdk_problem
 from app.drain import Drain
+from app.state.factory import store_problem
 
 
 #: After the drain, uvicorn's own grace period for connections still open, and time kept for
@@ -72,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         for problem in error.problems:
             print(f"config error: {problem}", file=sys.stderr)
+        return 2
+    problem = demo_sdk_problem(config) or store_problem(config.redis_url)
+    if problem:
+        print(f"config error: {problem}", file=sys.stderr)
         return 2
     try:
         telemetry = setup_telemetry(

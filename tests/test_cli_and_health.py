@@ -11,7 +11,8 @@ import httpx
 import pytest
 import yaml
 
-from app.config import ConfigError, load_config
+from app.config import ConfigError, load_config, parse_config
+from app.demo import sdk_problem as demo_sdk_problem
 from tests.support import ManagedProcess, free_port, http_status, start_gateway, stdio_command, wait_until
 from tests.support.mcp_http import RawSession
 
@@ -136,6 +137,29 @@ def test_the_embedded_default_serves_the_demo_backends(tmp_path: Path) -> None:
         proc.stop()
 
 
+def test_the_embedded_default_without_the_demo_extra_exits_saying_what_to_install(tmp_path: Path) -> None:
+    """`pip install mcp-gateway` without `[demo]`: one clear line at start-up, not broken calls later."""
+    without_sdk = "import sys; sys.modules['mcp'] = None; from app.cli import main; sys.exit(main())"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_GATEWAY_")}
+    result = subprocess.run(
+        [sys.executable, "-c", without_sdk, "serve", "--port", str(free_port())], capture_output=True, text=True, timeout=30, env=env, cwd=REPO
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "config error: the bundled demo servers (notes, weather) cannot start: the MCP SDK (package 'mcp') is not installed; "
+        "install the demo extra: pip install 'mcp-gateway[demo]' (or serve your own servers: --config FILE)"
+    ]
+
+
+def test_only_configurations_running_the_demo_servers_need_their_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    own = {"namespaces": {"own": {"backends": [{"name": "own-1", "command": [sys.executable, "-m", "my_server"]}]}}}
+    assert demo_sdk_problem(load_config(environ={})) is None  # The test environment has the demo extra.
+    monkeypatch.setattr("app.demo.version", lambda _: "2.3.0")  # `pip install mcp` today: the 2.x line.
+    assert "need the MCP SDK 1.x, and 2.3.0 is installed" in (demo_sdk_problem(load_config(environ={})) or "")
+    monkeypatch.setitem(sys.modules, "mcp", None)
+    assert demo_sdk_problem(parse_config(own)) is None
+
+
 def test_readyz_is_503_until_backends_were_discovered(tmp_path: Path) -> None:
     slow = [sys.executable, "-c", "import time; time.sleep(4)"]  # Never answers initialize.
     port = free_port()
@@ -151,6 +175,21 @@ def test_readyz_is_503_until_backends_were_discovered(tmp_path: Path) -> None:
         assert health.status_code == 503 and health.json()["backends"] == {"slow": "unhealthy"}
     finally:
         proc.stop()
+
+
+def test_readyz_is_200_with_every_backend_down_and_health_reports_them(tmp_path: Path) -> None:
+    """Readiness is this replica's own (discovery done, state store answering): a backend outage,
+    which every replica shares, must not take them all out of the load balancer."""
+    down = {"backends": [{"name": "gone-1", "url": "http://127.0.0.1:9/mcp"}]}
+    gateway = start_gateway({"namespaces": {"one": down, "two": {"backends": [{"name": "gone-2", "url": "ws://127.0.0.1:9/mcp"}]}}}, tmp_path)
+    try:
+        ready = httpx.get(f"{gateway.url}/readyz")
+        assert ready.status_code == 200 and ready.json() == {"ready": True, "state_store": "ok", "draining": False, "in_flight": 0}
+        health = httpx.get(f"{gateway.url}/health")
+        assert health.status_code == 503
+        assert health.json() | {"sessions_active": 0} == {"status": "unhealthy", "backends": {"one": "unhealthy", "two": "unhealthy"}, "redis": "not_configured", "sessions_active": 0}
+    finally:
+        gateway.proc.stop()
 
 
 def test_health_reports_a_degraded_namespace(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import orjson
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from app.config import ConfigError, parse_config
+from app.config import ConfigError, load_config, parse_config
 from tests.guard_support import call_tool, metric, metrics_env, new_session, text_of
 from tests.support import GatewayProc, RedisServer, stdio_command, wait_until
 from tests.support.mcp_http import RawSession
@@ -64,6 +64,27 @@ def test_rates_are_validated_with_their_keys() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config({**base, "rate_limits": {"namespaces": {"nowhere": "5/minute"}}})
     assert "rate_limits.namespaces: no such namespace: 'nowhere'" in "\n".join(caught.value.problems)
+
+
+def test_the_default_per_ip_budget_applies_only_where_it_guards_something() -> None:
+    base = {"namespaces": {"a": {"backends": [{"name": "a-1", "url": "http://127.0.0.1:1/mcp"}]}}}
+    keys = {"mode": "api_key", "api_keys": [{"sha256": "0" * 64, "subject": "someone"}]}
+    assert load_config(environ={}).rate_limits.per_ip is None  # The embedded default: the local user.
+    assert parse_config(base).rate_limits.per_ip is None  # Loopback, no authentication.
+    assert parse_config({**base, "auth": keys}).rate_limits.per_ip == "1200/minute"
+    assert parse_config({**base, "host": "0.0.0.0", "auth": keys}).rate_limits.per_ip == "1200/minute"
+    assert parse_config({**base, "rate_limits": {"per_ip": "6/day"}}).rate_limits.per_ip == "6/day"  # Set: applies.
+
+
+LOCAL_LOOP = 1300  # More than the per-IP default of 1,200 a minute.
+
+
+def test_a_local_loop_on_the_default_configuration_is_not_rate_limited(gateway: Callable[..., GatewayProc]) -> None:
+    """The quick start's SDK loop: thousands of calls a minute from the machine's own user."""
+    gw = gateway({"health_checks": {"enabled": False}, "namespaces": {"free": LOCAL}})
+    with websocket(gw) as client:
+        refused = [answer for answer in (client.request("ping") for _ in range(LOCAL_LOOP)) if "error" in answer]
+    assert refused == []
 
 
 # -- HTTP ----------------------------------------------------------------------------------------------

@@ -3,12 +3,18 @@ Redis returns, without restarting the gateway."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import httpx
+import pytest
+import yaml
 
-from tests.support import RedisServer, http_status, start_gateway, stdio_command, wait_until
+from tests.support import ManagedProcess, RedisServer, free_port, http_status, start_gateway, stdio_command, wait_until
+from tests.support.gateway import REPO_ROOT
 from tests.support.mcp_http import RawSession
 
 
@@ -44,3 +50,59 @@ def test_requests_needing_session_state_get_503_and_everything_recovers(redis_se
         assert again.call("tools/call", {"name": "n__echo", "arguments": {"text": "after"}})["result"]["content"][0]["text"] == "after"
     finally:
         gateway.proc.stop()
+
+
+ONE_NAMESPACE = {"n": {"backends": [{"name": "n-1", "command": stdio_command("n")}]}}
+
+
+def serve(redis_url: str, tmp_path: Path) -> tuple[list[str], str]:
+    """The `serve` command line for one stdio namespace and `redis_url`, and its base URL."""
+    config = tmp_path / "gateway.yaml"
+    config.write_text(yaml.safe_dump({"redis_url": redis_url, "namespaces": ONE_NAMESPACE}))
+    port = free_port()
+    return [sys.executable, "-m", "app", "serve", "--config", str(config), "--port", str(port)], f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("password", ["wrong-password", None], ids=["wrong", "missing"])
+def test_credentials_redis_refuses_stop_the_start_with_one_line(tmp_path: Path, password: str | None) -> None:
+    """A wrong password never fixes itself: exit at once saying so, not 503s on every request."""
+    guarded = RedisServer(tmp_path).start()
+    try:
+        with guarded.client() as client:
+            client.config_set("requirepass", "right-password")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_GATEWAY_")} | {"MCP_GATEWAY_METRICS_PORT": "0"}
+        if password:
+            env["MCP_GATEWAY_REDIS_PASSWORD"] = password
+        args, _ = serve(guarded.url, tmp_path)
+        result = subprocess.run(args, capture_output=True, text=True, timeout=30, env=env, cwd=REPO_ROOT)
+        assert result.returncode == 2
+        [line] = result.stderr.splitlines()
+        assert line.startswith("config error: Redis refused the gateway's credentials (") and "check MCP_GATEWAY_REDIS_PASSWORD" in line
+        assert "wrong-password" not in line
+        # The right password: the same configuration serves.
+        gateway = start_gateway({"redis_url": guarded.url, "namespaces": ONE_NAMESPACE}, tmp_path, env={"MCP_GATEWAY_REDIS_PASSWORD": "right-password"})
+        try:
+            RawSession(gateway.url).initialize()
+        finally:
+            gateway.proc.stop()
+    finally:
+        guarded.stop()
+
+
+def test_a_redis_unreachable_at_start_up_is_waited_for(tmp_path: Path) -> None:
+    """Unlike wrong credentials, an unreachable Redis may come back: the gateway starts, stays
+    out of rotation, and turns ready by itself once Redis answers."""
+    later = RedisServer(tmp_path)
+    args, url = serve(later.url, tmp_path)
+    proc = ManagedProcess(args, tmp_path / "gateway.log", env={"MCP_GATEWAY_METRICS_PORT": "0"}, cwd=REPO_ROOT).start()
+    try:
+        proc.wait_ready(lambda: http_status(f"{url}/healthz") == 200, 20, "gateway not alive without Redis")
+        assert http_status(f"{url}/readyz") == 503
+        later.start()
+        try:
+            wait_until(lambda: http_status(f"{url}/readyz") == 200, timeout=15, message="/readyz did not turn 200 once Redis answered")
+            RawSession(url).initialize()
+        finally:
+            later.stop()
+    finally:
+        proc.stop()

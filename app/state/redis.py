@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import orjson
+import redis
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, NoPermissionError, RedisError
 
 from app.jsonrpc import ErrorCode, GatewayError
 from app.state.base import SessionRecord, StateStore, UpstreamBinding
@@ -156,3 +157,22 @@ class RedisStore(StateStore):
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def credentials_problem(url: str, password: str | None) -> str | None:
+    """At start-up: why Redis refuses the gateway's credentials, or None (also when it is down).
+
+    A wrong password never fixes itself, so it is reported at once instead of on the first
+    request; an unreachable Redis may come back, and the gateway waits for it (`/readyz` 503).
+    The message carries Redis's reason, never the URL (it may hold a password).
+    """
+    client = redis.Redis.from_url(url, password=password, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    except (AuthenticationError, NoPermissionError) as exc:
+        return f"Redis refused the gateway's credentials ({exc}): check MCP_GATEWAY_REDIS_PASSWORD and the user in redis_url"
+    except (RedisError, OSError):
+        return None
+    finally:
+        client.close()
+    return None

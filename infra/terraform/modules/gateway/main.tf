@@ -79,8 +79,9 @@ locals {
       ]
       environment = [for k in sort(keys(local.gateway_environment)) : { name = k, value = local.gateway_environment[k] }]
       secrets     = [for k in sort(keys(local.gateway_secrets)) : { name = k, valueFrom = local.gateway_secrets[k] }]
-      # Liveness (/healthz), as the image's own HEALTHCHECK: a backend outage makes
-      # the task unready (/readyz, load balancers) but must not restart it.
+      # Liveness (/healthz), as the image's own HEALTHCHECK: a Redis outage makes the
+      # task unready (/readyz, load balancers) but must not restart it; a backend
+      # outage makes neither (docs/architecture.md, "Readiness").
       healthCheck = {
         command     = ["CMD", "python", "-c", "import urllib.request as u; u.build_opener(u.ProxyHandler({})).open('http://127.0.0.1:${local.http_port}/healthz', timeout=4)"]
         interval    = 15
