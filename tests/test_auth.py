@@ -20,8 +20,11 @@ import pytest
 import websockets
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from app.auth.authenticator import AuthFailure, JwtVerifier
+from app.auth.config import JwtConfig
 from app.config import ConfigError, load_config
 from tests.support import GatewayProc, free_port, start_gateway, stdio_command
+from tests.support.net import wait_until_async
 from tests.support.mcp_http import RawSession
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
@@ -172,18 +175,25 @@ async def test_websocket_upgrade_requires_credentials(secured: GatewayProc) -> N
 
 
 class JwksServer:
-    """A local stand-in for an identity provider's JWKS endpoint (no real IdP runs here)."""
+    """A local stand-in for an identity provider's JWKS endpoint (no real IdP runs here).
+
+    `status` is what it answers; `hang` makes it hold every request until `release` is set."""
 
     def __init__(self) -> None:
         self.keys: list[dict[str, Any]] = []
         self.fetches = 0
+        self.status = 200
+        self.hang = False
+        self.release = threading.Event()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 outer.fetches += 1
+                if outer.hang:
+                    outer.release.wait(30)
                 body = json.dumps({"keys": outer.keys}).encode()
-                self.send_response(200)
+                self.send_response(outer.status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
@@ -231,6 +241,74 @@ def test_rs256_tokens_verify_against_a_jwks_and_new_keys_are_fetched(tmp_path: P
         assert jwks.fetches == 2
     finally:
         gateway.proc.stop()
+        jwks.server.shutdown()
+
+
+def test_a_failing_jwks_endpoint_is_fetched_once_however_many_unknown_kids_arrive(tmp_path: Path) -> None:
+    jwks = JwksServer()
+    jwks.status = 500  # The identity provider is down from the start.
+    gateway = start_gateway(
+        {
+            "auth": {"mode": "jwt", "jwt": {"algorithms": ["RS256"], "jwks_url": jwks.url, "audience": AUDIENCE}},
+            "namespaces": {"alpha": {"backends": [{"name": "alpha-1", "command": stdio_command("alpha")}]}},
+        },
+        tmp_path,
+    )
+    try:
+        stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        for n in range(40):
+            response = initialize(gateway, rs256(stranger, f"unknown-{n}"))
+            assert response.status_code == 401 and "signing keys unavailable" in response.json()["error"]["message"]
+        assert jwks.fetches == 1  # Until jwks_min_refresh_seconds have passed since that failure.
+        assert "JWKS refresh failed" in gateway.read_log() and jwks.url not in gateway.read_log()
+    finally:
+        gateway.proc.stop()
+        jwks.server.shutdown()
+
+
+def jwks_verifier(jwks: JwksServer, cache_seconds: float, min_refresh_seconds: float) -> JwtVerifier:
+    """A verifier with cache times shorter than configuration allows, so a test can outlive them."""
+    config = JwtConfig(algorithms=["RS256"], jwks_url=jwks.url, audience=AUDIENCE)
+    return JwtVerifier(config.model_copy(update={"jwks_cache_seconds": cache_seconds, "jwks_min_refresh_seconds": min_refresh_seconds}), {})
+
+
+async def test_unknown_kids_refresh_a_failing_jwks_once_and_known_keys_keep_verifying() -> None:
+    jwks = JwksServer()
+    known = jwks.add_key("k1")
+    verifier = jwks_verifier(jwks, cache_seconds=300, min_refresh_seconds=0.3)
+    try:
+        assert (await verifier.verify(rs256(known, "k1"))).subject == "bob"
+        jwks.status = 500
+        await asyncio.sleep(0.3)  # The refresh clock allows one refresh again.
+        stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        refusals = await asyncio.gather(*(verifier.verify(rs256(stranger, f"unknown-{n}")) for n in range(40)), return_exceptions=True)
+        assert all(isinstance(r, AuthFailure) and "unknown signing key" in r.message for r in refusals)
+        assert jwks.fetches == 2  # One refresh for 40 unknown kids; the failure keeps the clock.
+        assert (await verifier.verify(rs256(known, "k1"))).subject == "bob"
+        assert jwks.fetches == 2
+    finally:
+        await verifier.close()
+        jwks.server.shutdown()
+
+
+async def test_a_hanging_jwks_endpoint_does_not_delay_tokens_signed_with_last_good_keys() -> None:
+    jwks = JwksServer()
+    known = jwks.add_key("k1")
+    verifier = jwks_verifier(jwks, cache_seconds=0.3, min_refresh_seconds=0.3)
+    try:
+        assert (await verifier.verify(rs256(known, "k1"))).subject == "bob"
+        jwks.hang = True
+        await asyncio.sleep(0.3)  # The cache has expired; the next token triggers a refresh.
+        started = time.monotonic()
+        principals = await asyncio.wait_for(asyncio.gather(*(verifier.verify(rs256(known, "k1")) for _ in range(5))), 3)
+        assert [p.subject for p in principals] == ["bob"] * 5
+        assert time.monotonic() - started < 1.0
+        await wait_until_async(lambda: jwks.fetches == 2, message="the background refresh never reached the endpoint")
+        assert (await asyncio.wait_for(verifier.verify(rs256(known, "k1")), 1)).subject == "bob"
+        assert jwks.fetches == 2  # One refresh in flight, however many tokens arrive meanwhile.
+    finally:
+        jwks.release.set()
+        await verifier.close()
         jwks.server.shutdown()
 
 

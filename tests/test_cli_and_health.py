@@ -21,7 +21,10 @@ MCP_GATEWAY = Path(sys.executable).parent / "mcp-gateway"
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(MCP_GATEWAY), *args], capture_output=True, text=True, timeout=30, env=env, cwd=REPO)
+    """The installed `mcp-gateway` script, running this checkout's `app` (an editable install may
+    point elsewhere, and a script does not import from its working directory)."""
+    environment = {**(os.environ if env is None else env), "PYTHONPATH": str(REPO)}
+    return subprocess.run([str(MCP_GATEWAY), *args], capture_output=True, text=True, timeout=30, env=environment, cwd=REPO)
 
 
 def write(path: Path, data: object) -> Path:
@@ -80,6 +83,80 @@ def test_check_config_reports_unreadable_and_malformed_files(tmp_path: Path) -> 
     broken = write(tmp_path / "broken.yaml", "namespaces: [unclosed")
     result = run_cli("check-config", str(broken))
     assert result.returncode == 1 and "not valid YAML" in result.stderr
+
+
+DUPLICATED = """\
+namespaces:
+  alpha:
+    backends:
+      - {name: alpha-1, url: "http://127.0.0.1:9001/mcp"}
+port: 8080
+namespaces:
+  beta:
+    backends:
+      - name: beta-1
+        url: "http://127.0.0.1:9002/mcp"
+        url: "http://127.0.0.1:9003/mcp"
+"""
+
+
+def test_a_key_given_twice_is_refused_with_both_lines_by_check_config_and_serve(tmp_path: Path) -> None:
+    path = write(tmp_path / "twice.yaml", DUPLICATED)
+    expected = [
+        "namespaces: duplicate key at line 6 (first at line 1); give each key once",
+        "namespaces.beta.backends.0.url: duplicate key at line 11 (first at line 10); give each key once",
+    ]
+    result = run_cli("check-config", str(path))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"{path}: {line}" for line in expected] + [f"{path}: 2 problem(s) found"]
+    served = run_cli("serve", "--config", str(path), "--port", str(free_port()))
+    assert served.returncode == 2
+    assert [line for line in served.stderr.splitlines() if line.startswith("config error: ")] == [f"config error: {line}" for line in expected]
+
+
+def test_field_and_cross_field_problems_are_reported_together_one_per_line(tmp_path: Path) -> None:
+    bad = write(
+        tmp_path / "bad.yaml",
+        {
+            "host": "0.0.0.0",  # no authentication off loopback: cross-field
+            "port": 9090,  # the metrics port's default: cross-field
+            "session_ttl_seconds": "soon",  # a field error
+            "namespcaes": {},  # a misspelt key
+            "rate_limits": {"namespaces": {"nowhere": "5/minute"}, "per_ipp": "1/second"},
+            "namespaces": {
+                "a__b": {"backends": [{"name": "same", "url": "ftp://h/mcp"}]},
+                "c": {"backends": [{"name": "same", "url": "http://h/mcp", "timeout_secs": 3}]},
+            },
+        },
+    )
+    result = run_cli("check-config", str(bad))
+    assert result.returncode == 1
+    lines = [line.removeprefix(f"{bad}: ") for line in result.stderr.splitlines()]
+    assert sorted(lines[:-1]) == sorted([
+        "session_ttl_seconds: Input should be a valid integer, unable to parse string as an integer",
+        "namespcaes: unknown key; did you mean 'namespaces'?",
+        "rate_limits.per_ipp: unknown key; did you mean 'per_ip'?",
+        "namespaces.a__b.backends.0.url: must be an http(s):// (Streamable HTTP) or ws(s):// (WebSocket) URL",
+        "namespaces.c.backends.0.timeout_secs: unknown key; did you mean 'timeout_seconds'?",
+        "auth.mode: 'none' is only allowed when the gateway binds a loopback address, not '0.0.0.0'; configure jwt or api_key",
+        "metrics_port: 9090 is also the gateway's port; use another one (or 0 to turn metrics off)",
+        "rate_limits.namespaces: no such namespace: 'nowhere'",
+        "namespaces.a__b: name contains the tool separator '__'",
+        "namespaces.c.backends: backend name 'same' is already used in namespace 'a__b'",
+    ])
+    assert lines[-1] == "10 problem(s) found"
+    # The gateway refuses to start for the same problems (its --port moves it off the metrics port).
+    served = run_cli("serve", "--config", str(bad), "--port", str(free_port()))
+    assert served.returncode == 2
+    refused = [line.removeprefix("config error: ") for line in served.stderr.splitlines() if line.startswith("config error: ")]
+    assert sorted(refused) == sorted(line for line in lines[:-1] if not line.startswith("metrics_port:"))
+
+
+def test_an_unknown_key_far_from_every_known_one_gets_no_suggestion() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(None, environ={}, overrides={"colour": "blue", "auth": {"mode": "jwt", "jwtt": {}}})
+    assert "colour: unknown key" in error.value.problems
+    assert "auth.jwtt: unknown key; did you mean 'jwt'?" in error.value.problems
 
 
 def test_duplicate_backend_names_and_separator_in_namespace_are_errors() -> None:

@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.tcp_bridge.client import MCPBClient, MCPBError, RpcError
 from app.tcp_bridge.codec import FrameType, Layout, encode_frame, encode_json, make_envelope, parse_error_payload
 from app.tcp_bridge.command import add_arguments, build_config
+from app.tcp_bridge.connection import address_key
 from tests.support import LOOPBACK, GatewayProc, free_port, http_status, start_gateway, stdio_command, tcp_accepts, wait_until, wait_until_async
 from tests.support.otlp import OtlpReceiver
 from tests.test_tcp_bridge_support import (
@@ -340,6 +342,84 @@ async def test_idle_connections_are_closed_and_health_checks_keep_them_alive(gat
             await busy.close()
     finally:
         stop_all(idle.proc)
+
+
+async def _hold_with_health_checks(bridge: BridgeProc, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> tuple[list[FrameType], float]:
+    """A stranger's connection kept busy with HealthCheck frames until the bridge closes it: the
+    frame types it got back, and how long it lasted."""
+    opened = time.monotonic()
+    kinds: list[FrameType] = []
+    while True:
+        try:
+            writer.write(PROBE)
+        except (ConnectionError, RuntimeError):
+            pass  # the bridge has closed its side; what it sent is still to read
+        frame = await next_frame(reader)
+        if frame is None:
+            return kinds, time.monotonic() - opened
+        kinds.append(frame.type)
+        if frame.type is FrameType.ERROR:
+            assert parse_error_payload(frame.payload) == ("auth_timeout", "no authenticated request within 1.5 s")
+        else:
+            await asyncio.sleep(0.25)  # the stranger's keep-alive cadence, not synchronisation
+
+
+async def test_strangers_cannot_hold_the_bridge_with_health_checks(gateway: GatewayProc, workdir: Path) -> None:
+    guarded = start_bridge(workdir, ws_url(gateway.url), "--max-unauthenticated-per-address", "3", "--auth-timeout", "1.5")
+    try:
+        # An authenticated connection does not count against its address's limit.
+        member = await connect(guarded)
+        strangers = [await open_raw(guarded) for _ in range(3)]
+        holds = [asyncio.create_task(_hold_with_health_checks(guarded, *pair)) for pair in strangers]
+        frames = await exchange(guarded, PROBE)
+        assert [parse_error_payload(f.payload) for f in frames] == [("too_many_connections", "limit 3 unauthenticated connections per address reached")]
+        # Another address still gets in and authenticates.
+        reader, writer = await asyncio.open_connection(guarded.host, guarded.port, local_addr=("127.0.0.2", 0))
+        async with MCPBClient(reader, writer, auth_token=API_KEY) as neighbour:
+            await neighbour.initialize()
+            # HealthCheck frames keep a connection from idling, not from authenticating.
+            for kinds, lasted in await asyncio.gather(*holds):
+                assert kinds[-1] is FrameType.ERROR and set(kinds[:-1]) == {FrameType.HEALTH_CHECK}
+                assert 1.5 <= lasted < 4.0
+            for _, stranger in strangers:
+                stranger.close()
+            assert text(await neighbour.call("tools/call", {"name": "local__echo", "arguments": {"text": "still here"}})) == "still here"
+        assert text(await member.call("tools/call", {"name": "local__echo", "arguments": {"text": "member"}})) == "member"
+        await member.close()
+        # The slots are free again once the strangers' connections are gone.
+        async def admitted() -> bool:
+            return [f.type for f in await exchange(guarded, PROBE)] == [FrameType.HEALTH_CHECK]
+
+        await wait_until_async(admitted, 5, message="a new connection admitted after the strangers left")
+    finally:
+        stop_all(guarded.proc)
+
+
+def test_the_stranger_limits_come_from_flags_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCP_BRIDGE_MAX_UNAUTHENTICATED_PER_ADDRESS", "5")
+    monkeypatch.setenv("MCP_BRIDGE_AUTH_TIMEOUT", "2.5")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)  # reads the environment's defaults now
+    config = build_config(parser.parse_args([]))
+    assert (config.max_unauthenticated_per_address, config.auth_timeout) == (5, 2.5)
+    assert build_config(parser.parse_args(["--auth-timeout", "4"])).auth_timeout == 4
+    for bad, problem in ((["--auth-timeout", "0"], "--auth-timeout must be positive"), (["--max-unauthenticated-per-address", "0"], "at least 1")):
+        with pytest.raises(ValueError, match=problem):
+            build_config(parser.parse_args(bad))
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("192.0.2.7", "192.0.2.7"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),  # a dual-stack socket's view of an IPv4 client
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),  # one host picks any address in its /64
+        ("2001:db8:1:2:bbbb::9", "2001:db8:1:2::/64"),
+        (None, ""),
+    ],
+)
+def test_the_per_address_limit_counts_an_ipv6_host_by_its_64(address: str | None, key: str) -> None:
+    assert address_key(address) == key
 
 
 async def test_half_close_gets_every_owed_response_then_eof(bridge: BridgeProc) -> None:

@@ -15,12 +15,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jwt
 
 from app import telemetry
 from app.auth.config import HMAC_ALGORITHMS, AuthConfig, JwtConfig
-from app.auth.jwks import JwksCache
+from app.auth.jwks import JwksCache, JwksUnavailable
 from app.auth.principal import ANONYMOUS, Principal
 from app.jsonrpc import ErrorCode, GatewayError
 
@@ -77,7 +76,7 @@ class JwtVerifier:
             if self.jwks is not None and key is None:
                 try:
                     jwk = await self.jwks.key(header.get("kid"))
-                except (httpx.HTTPError, ValueError, jwt.PyJWTError):
+                except JwksUnavailable:
                     raise AuthFailure("signing keys unavailable", "jwt") from None
                 if jwk is None:
                     raise AuthFailure("unknown signing key", "jwt")

@@ -71,6 +71,7 @@ class ErrorCode(str, enum.Enum):
     UNAUTHORIZED = "unauthorized"
     TOO_MANY_CONNECTIONS = "too_many_connections"
     IDLE_TIMEOUT = "idle_timeout"
+    AUTH_TIMEOUT = "auth_timeout"
     SLOW_CONSUMER = "slow_consumer"
     UPSTREAM_CLOSED = "upstream_closed"
     INTERNAL_ERROR = "internal_error"

@@ -35,6 +35,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     defaults = BridgeConfig()
     parser.add_argument("--max-connections", type=int, default=defaults.max_connections, help="open connections (default %(default)s)")
+    parser.add_argument(
+        "--max-unauthenticated-per-address",
+        type=int,
+        default=env("MCP_BRIDGE_MAX_UNAUTHENTICATED_PER_ADDRESS", str(defaults.max_unauthenticated_per_address)),
+        help="connections from one address (IPv6: one /64) without a gateway session yet (default %(default)s; env MCP_BRIDGE_MAX_UNAUTHENTICATED_PER_ADDRESS)",
+    )
+    parser.add_argument(
+        "--auth-timeout",
+        type=float,
+        default=env("MCP_BRIDGE_AUTH_TIMEOUT", str(defaults.auth_timeout)),
+        help="seconds a connection may stay without a gateway session; HealthCheck frames do not extend it (default %(default)s; env MCP_BRIDGE_AUTH_TIMEOUT)",
+    )
     parser.add_argument("--max-in-flight", type=int, default=defaults.max_in_flight, help="requests in flight per connection (default %(default)s)")
     parser.add_argument("--max-frame-bytes", type=int, default=defaults.max_frame_bytes, help="largest frame payload (default %(default)s)")
     parser.add_argument(
@@ -61,10 +73,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def build_config(args: argparse.Namespace) -> BridgeConfig:
     host, port = parse_listen(args.listen)
-    for name in ("max_connections", "max_in_flight", "max_frame_bytes", "upstream_max_message_bytes"):
+    for name in ("max_connections", "max_unauthenticated_per_address", "max_in_flight", "max_frame_bytes", "upstream_max_message_bytes"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
-    for name in ("idle_timeout", "drain_timeout", "write_timeout"):
+    for name in ("idle_timeout", "auth_timeout", "drain_timeout", "write_timeout"):
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be positive")
     if not 0 <= args.metrics_port <= 65535:
@@ -76,6 +88,8 @@ def build_config(args: argparse.Namespace) -> BridgeConfig:
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host or host,
         max_connections=args.max_connections,
+        max_unauthenticated_per_address=args.max_unauthenticated_per_address,
+        auth_timeout=args.auth_timeout,
         max_in_flight=args.max_in_flight,
         max_frame_bytes=args.max_frame_bytes,
         upstream_max_message_bytes=args.upstream_max_message_bytes,

@@ -24,6 +24,12 @@ class BridgeConfig:
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     #: Open TCP connections; one more is answered `too_many_connections` and closed.
     max_connections: int = 1024
+    #: Connections from one address (IPv6: one /64) that have no gateway session yet; one more is
+    #: answered `too_many_connections` and closed, so strangers cannot take every slot.
+    max_unauthenticated_per_address: int = 32
+    #: A connection with no gateway session this long after it opened (its first request never
+    #: came, or only HealthCheck frames did) is answered `auth_timeout` and closed.
+    auth_timeout: float = 10.0
     #: Requests awaiting their response per connection (the gateway's own default is 64).
     max_in_flight: int = 64
     #: Largest JSON-RPC message the gateway accepts on `/ws` (its `max_body_bytes`); a larger

@@ -10,6 +10,7 @@ reader, which stops reading the gateway: nothing is buffered without bound.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,20 @@ LINGER_SECONDS = 1.0
 COPY_LIMIT = 16 * 1024
 
 
+def address_key(address: str | None) -> str:
+    """What the per-address limit counts by: the IP, or its /64 for IPv6 (one host's usual
+    share: a client can pick any address in it)."""
+    try:
+        ip = ipaddress.ip_address((address or "").split("%", 1)[0])
+    except ValueError:
+        return address or ""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 class BridgeConnection:
     def __init__(self, bridge: Bridge, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.bridge = bridge
@@ -61,6 +76,7 @@ class BridgeConnection:
         self.writer = writer
         peer = writer.get_extra_info("peername")
         self.client_address: str | None = peer[0] if isinstance(peer, tuple) else None
+        self.address_key = address_key(self.client_address)
         self.decoder = FrameDecoder(self.config.max_frame_bytes)
         #: Answers go out in the layout of the connection's first frame.
         self.layout: Layout | None = None
@@ -377,6 +393,7 @@ class BridgeConnection:
                 await self._drain()
             return None
         self.upstream = ws
+        self.bridge.forget_unauthenticated(self)
         self._upstream_task = asyncio.create_task(self._relay_upstream(ws))
         return ws
 
@@ -462,9 +479,10 @@ class BridgeConnection:
         )
         self._begin_close("drain_timeout")
 
-    def expire_idle(self) -> None:
-        self._write_error(ErrorCode.IDLE_TIMEOUT, f"no frame for {self.config.idle_timeout:g} s")
-        self._begin_close("idle_timeout")
+    def expire(self, code: ErrorCode, message: str) -> None:
+        """A deadline of the bridge passed (idleness, authentication): say which, then close."""
+        self._write_error(code, message)
+        self._begin_close(code.value)
 
     # -- writing ---------------------------------------------------------------------------------------
     def _write(self, frame_type: FrameType, payload: bytes) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import time
+from collections import Counter
 from typing import Any
 
 from app import __version__
@@ -28,6 +29,8 @@ class Bridge:
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
+        #: Connections without a gateway session yet, by `address_key` (no zero entries).
+        self._unauthenticated: Counter[str] = Counter()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -38,7 +41,7 @@ class Bridge:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, self.config.host, self.config.port, reuse_address=True)
-        self._sweeper = asyncio.create_task(self._sweep_idle())
+        self._sweeper = asyncio.create_task(self._sweep())
         host, port = self.address
         log.info("tcp bridge listening", extra={"listen": f"{host}:{port}", "gateway": self.config.gateway_url})
 
@@ -48,27 +51,51 @@ class Bridge:
         self._handlers.add(task)
         try:
             writer.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
-            if self.draining or len(self.connections) >= self.config.max_connections:
-                await self._refuse(reader, writer)
-                return
             connection = BridgeConnection(self, reader, writer)
+            refusal = self._refusal(connection)
+            if refusal is not None:
+                await self._refuse(reader, writer, *refusal)
+                return
             self.connections.add(connection)
+            self._unauthenticated[connection.address_key] += 1
             try:
                 await connection.run()
             finally:
                 self.connections.discard(connection)
+                if connection.upstream is None:
+                    self.forget_unauthenticated(connection)
         finally:
             self._handlers.discard(task)
 
-    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Over the connection limit: one Error frame (v1 layout: the client has not spoken yet),
-        then close. A connection that slips in while draining gets `goaway` instead."""
+    def _refusal(self, connection: BridgeConnection) -> tuple[FrameType, bytes] | None:
+        """The frame that turns `connection` away, or None to admit it. While draining that is
+        `goaway`; over a limit, an Error frame."""
         if self.draining:
-            frame_type, payload = FrameType.CONTROL, encode_json({"action": "goaway", "reason": "shutdown"})
-        else:
-            log.warning("connection refused: too many connections", extra={"limit": self.config.max_connections})
-            frame_type = FrameType.ERROR
-            payload = f"{ErrorCode.TOO_MANY_CONNECTIONS.value}: limit {self.config.max_connections} reached".encode()
+            return FrameType.CONTROL, encode_json({"action": "goaway", "reason": "shutdown"})
+        if len(self.connections) >= self.config.max_connections:
+            limit = self.config.max_connections
+            log.warning("connection refused: too many connections", extra={"limit": limit})
+            return FrameType.ERROR, f"{ErrorCode.TOO_MANY_CONNECTIONS.value}: limit {limit} reached".encode()
+        if self._unauthenticated[connection.address_key] >= self.config.max_unauthenticated_per_address:
+            limit = self.config.max_unauthenticated_per_address
+            log.warning(
+                "connection refused: too many unauthenticated connections from one address",
+                extra={"client": connection.client_address, "limit": limit},
+            )
+            message = f"limit {limit} unauthenticated connections per address reached"
+            return FrameType.ERROR, f"{ErrorCode.TOO_MANY_CONNECTIONS.value}: {message}".encode()
+        return None
+
+    def forget_unauthenticated(self, connection: BridgeConnection) -> None:
+        """`connection` got its gateway session (or closed without one): it no longer counts
+        against its address's limit. Called once per connection."""
+        key = connection.address_key
+        self._unauthenticated[key] -= 1
+        if self._unauthenticated[key] <= 0:
+            del self._unauthenticated[key]
+
+    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, frame_type: FrameType, payload: bytes) -> None:
+        """One frame (v1 layout: the client has not spoken yet), then close."""
         writer.write(encode_frame(frame_type, payload))
         metrics.frame(frame_type, metrics.OUTBOUND)
         try:
@@ -94,20 +121,24 @@ class Bridge:
             "connections": len(self.connections),
         }
 
-    async def _sweep_idle(self) -> None:
-        """Close connections with no frame either way and nothing in flight for `idle_timeout`."""
-        interval = min(1.0, self.config.idle_timeout / 4)
+    async def _sweep(self) -> None:
+        """Close connections with no frame either way and nothing in flight for `idle_timeout`,
+        and those still without a gateway session `auth_timeout` after they opened (HealthCheck
+        frames keep a connection from idling, not from authenticating)."""
+        config = self.config
+        interval = min(1.0, config.idle_timeout / 4, config.auth_timeout / 4)
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for connection in list(self.connections):
-                if (
-                    not connection.closing
-                    and not connection.pending
-                    and now - connection.last_activity >= self.config.idle_timeout
-                ):
+                if connection.closing or connection.pending:
+                    continue
+                if connection.upstream is None and now - connection.opened >= config.auth_timeout:
+                    log.info("unauthenticated connection closed", extra={"client": connection.client_address})
+                    connection.expire(ErrorCode.AUTH_TIMEOUT, f"no authenticated request within {config.auth_timeout:g} s")
+                elif now - connection.last_activity >= config.idle_timeout:
                     log.info("idle connection closed", extra={"client": connection.client_address})
-                    connection.expire_idle()
+                    connection.expire(ErrorCode.IDLE_TIMEOUT, f"no frame for {config.idle_timeout:g} s")
 
     async def shutdown(self) -> None:
         """Stop accepting, `goaway` to every connection, let in-flight requests finish within the
