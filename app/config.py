@@ -182,8 +182,10 @@ class GatewayConfig(_Strict):
     allowed_hosts: list[str] = Field(default_factory=list)
     replica_down_seconds: Annotated[float, Field(ge=0)] = 5.0
     drain_timeout_seconds: Annotated[float, Field(ge=1, le=3600)] = 20.0
-    #: Peers whose X-Forwarded-For and X-MCP-Transport are believed (the bridge sidecar on loopback).
-    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    #: Peers (addresses or CIDR networks) whose X-Forwarded-For and X-MCP-Transport are believed:
+    #: the TCP bridge sidecar (127.0.0.1/32), a load balancer's subnet. None by default: any local
+    #: process could otherwise choose its rate-limit bucket.
+    trusted_proxies: list[str] = Field(default_factory=list)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     health_checks: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
@@ -196,6 +198,16 @@ class GatewayConfig(_Strict):
     def _redis_scheme(cls, value: str | None) -> str | None:
         if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"'{network}' is not an IP address or CIDR network") from None
         return value
 
     @field_validator("tool_separator")
