@@ -177,6 +177,11 @@ class GatewayConfig(_Strict):
     tool_separator: Annotated[str, Field(min_length=1, max_length=8)] = "__"
     session_ttl_seconds: Annotated[int, Field(ge=10)] = 3600
     max_body_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
+    #: Request head bounds, enforced before anything reads the request (app/transports/head.py):
+    #: a larger head or more fields get 431, a head not complete in time 408.
+    max_header_bytes: Annotated[int, Field(ge=4096, le=16 * 1024 * 1024)] = 64 * 1024
+    max_header_fields: Annotated[int, Field(ge=16, le=10000)] = 100
+    header_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
     max_in_flight_per_connection: Annotated[int, Field(ge=1)] = 64
     allowed_origins: list[str] = Field(default_factory=list)
     allowed_hosts: list[str] = Field(default_factory=list)
