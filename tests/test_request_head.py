@@ -77,6 +77,17 @@ def test_a_head_over_the_byte_limit_is_431_with_a_json_error(gateway: GatewayPro
     assert_serving(gateway)
 
 
+def test_a_body_larger_than_the_head_limit_is_not_part_of_the_head(gateway: GatewayProc) -> None:
+    session = RawSession(gateway.url)
+    try:
+        session.initialize()
+        text = "x" * (4 * MAX_HEADER_BYTES)  # sent with its head, in the same socket writes
+        answer = session.call("tools/call", {"name": "local__echo", "arguments": {"text": text}})
+        assert answer["result"]["content"][0]["text"] == text
+    finally:
+        session.close()
+
+
 def test_more_header_fields_than_the_limit_is_431(gateway: GatewayProc) -> None:
     fields = {f"x-field-{i}": "v" for i in range(MAX_HEADER_FIELDS - 10)}
     assert httpx.get(f"{gateway.url}/healthz", headers=fields).status_code == 200

@@ -6,7 +6,7 @@ that sends nothing (or a byte now and then) stays open forever. `BoundedHttpTool
 protocol with three bounds:
 
 - bytes: a head still incomplete after `max_bytes` gets 431 and the connection closes (memory per
-  connection is bounded by `max_bytes` plus the socket reads in flight, 64 KiB to 256 KiB each);
+  connection is bounded by `max_bytes` plus a socket read or two, 64 KiB to 256 KiB each);
 - fields: more than `max_fields` header fields get 431;
 - time: a head not complete `timeout_seconds` after its first byte (or after the connection opened)
   gets 408 and the connection closes; one that sent nothing is just closed. Idle keep-alive
@@ -50,7 +50,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.limits = limits
         self._in_head = True  # Waiting for (the rest of) a request head.
-        self._head_bytes = 0
+        self._head_bytes = 0  # Bytes received while the head is incomplete (the memory bound).
+        self._head_size = 0  # Bytes of URL and fields the parser handed over (the exact size).
         self._head_fields = 0
         self._head_timer: asyncio.TimerHandle | None = None
         self._refusal: tuple[int, str] | None = None
@@ -66,27 +67,42 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._in_head:
-            # Bytes of a chunk that arrives while a head is incomplete; a chunk in which a head
-            # begins after a previous request is not counted (bounded by the read size anyway).
+            # Bytes of a chunk that arrives while a head is incomplete (a chunk in which a head
+            # begins after a previous request is not counted: bounded by the read size anyway).
             self._head_bytes += len(data)
-            if self._head_bytes > self.limits.max_bytes:
-                self._refuse(431, f"Request Header Fields Too Large: the request head exceeds {self.limits.max_bytes} bytes")
-                return
             if self._head_timer is None:
                 self._arm()
         super().data_received(data)
+        # Checked once the parser has seen the chunk: a head completed in it resets the count, so
+        # a body arriving with its head is never taken for part of it.
+        if self._in_head and self._head_bytes > self.limits.max_bytes and not self.transport.is_closing():
+            self._refuse(431, self._too_large())
 
     # -- parser callbacks ----------------------------------------------------------------------
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_head, self._head_fields = True, 0
+        self._in_head, self._head_fields, self._head_size = True, 0, 0
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url), 0)
+        super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_fields += 1
-        if self._head_fields > self.limits.max_fields:
-            self._refusal = (431, f"Request Header Fields Too Large: more than {self.limits.max_fields} header fields")
-            raise _Refused  # httptools stops; uvicorn answers the parse error with send_400_response.
+        self._count(len(name) + len(value) + 4, 1)  # "name: value\r\n"
         super().on_header(name, value)
+
+    def _count(self, size: int, fields: int) -> None:
+        """The exact size and field count of the head so far, as the parser hands it over (a head
+        that arrives in one socket read is refused here)."""
+        self._head_size += size
+        self._head_fields += fields
+        if self._head_size > self.limits.max_bytes:
+            self._refusal = (431, self._too_large())
+        elif self._head_fields > self.limits.max_fields:
+            self._refusal = (431, f"Request Header Fields Too Large: more than {self.limits.max_fields} header fields")
+        else:
+            return
+        raise _Refused  # httptools stops; uvicorn answers the parse error with send_400_response.
 
     def on_headers_complete(self) -> None:
         self._in_head, self._head_bytes = False, 0
@@ -121,7 +137,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._arm()  # A response is still being sent: the next head may wait for it.
             return
         if self._head_bytes == 0:
-            log.info("connection closed: no request within %.0f s", self.limits.timeout_seconds, extra={"client_address": self._peer()})
+            log.info("connection closed: no request within %g s", self.limits.timeout_seconds, extra={"client_address": self._peer()})
             self.transport.close()
             return
         self._refuse(408, f"Request Timeout: the request head was not complete within {self.limits.timeout_seconds:g} s")
@@ -144,6 +160,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             % (status, reason, len(body), body)
         )
         self.transport.close()
+
+    def _too_large(self) -> str:
+        return f"Request Header Fields Too Large: the request head exceeds {self.limits.max_bytes} bytes"
 
     def _peer(self) -> str | None:
         return self.client[0] if self.client else None
