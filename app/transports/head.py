@@ -5,8 +5,10 @@ send it: a 100 MB header is 100 MB of memory per connection before authenticatio
 that sends nothing (or a byte now and then) stays open forever. `BoundedHttpToolsProtocol` is that
 protocol with three bounds:
 
-- bytes: a head still incomplete after `max_bytes` gets 431 and the connection closes (memory per
-  connection is bounded by `max_bytes` plus a socket read or two, 64 KiB to 256 KiB each);
+- bytes: a head larger than `max_bytes` gets 431 and the connection closes, as soon as the bytes
+  read for it pass the limit (memory per connection is bounded by `max_bytes` plus a socket read or
+  two, 64 KiB to 256 KiB each); a pipelined head that began inside an earlier read may pass by up
+  to one read;
 - fields: more than `max_fields` header fields get 431;
 - time: a head not complete `timeout_seconds` after its first byte (or after the connection opened)
   gets 408 and the connection closes; one that sent nothing is just closed. Idle keep-alive
@@ -51,8 +53,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.limits = limits
         self._in_head = True  # Waiting for (the rest of) a request head.
         self._head_bytes = 0  # Bytes received while the head is incomplete (the memory bound).
-        self._head_size = 0  # Bytes of URL and fields the parser handed over (the exact size).
-        self._head_fields = 0
         self._head_timer: asyncio.TimerHandle | None = None
         self._refusal: tuple[int, str] | None = None
 
@@ -79,35 +79,26 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(431, self._too_large())
 
     # -- parser callbacks ----------------------------------------------------------------------
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._in_head, self._head_fields, self._head_size = True, 0, 0
-
-    def on_url(self, url: bytes) -> None:
-        self._count(len(url), 0)
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4, 1)  # "name: value\r\n"
-        super().on_header(name, value)
-
-    def _count(self, size: int, fields: int) -> None:
-        """The exact size and field count of the head so far, as the parser hands it over (a head
-        that arrives in one socket read is refused here)."""
-        self._head_size += size
-        self._head_fields += fields
-        if self._head_size > self.limits.max_bytes:
-            self._refusal = (431, self._too_large())
-        elif self._head_fields > self.limits.max_fields:
-            self._refusal = (431, f"Request Header Fields Too Large: more than {self.limits.max_fields} header fields")
-        else:
-            return
-        raise _Refused  # httptools stops; uvicorn answers the parse error with send_400_response.
-
     def on_headers_complete(self) -> None:
+        refusal = self._oversized()
         self._in_head, self._head_bytes = False, 0
         self._disarm()
+        if refusal is not None:
+            self._refusal = (431, refusal)
+            raise _Refused  # httptools stops; uvicorn answers the parse error with send_400_response.
         super().on_headers_complete()
+
+    def _oversized(self) -> str | None:
+        """Checked once per head, not per field (a callback per field costs more than the check).
+        The head is measured exactly only when the reads it came in exceed the limit: a head and
+        its body in one large read, or a large head in a single read."""
+        if len(self.headers) > self.limits.max_fields:
+            return f"Request Header Fields Too Large: more than {self.limits.max_fields} header fields"
+        if self._head_bytes > self.limits.max_bytes:
+            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)  # `name: value\r\n`
+            if size > self.limits.max_bytes:
+                return self._too_large()
+        return None
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
