@@ -111,14 +111,14 @@ def test_huge_headers_on_four_connections_do_not_grow_memory(gateway: GatewayPro
 
 
 def test_a_connection_that_sends_nothing_is_closed(gateway: GatewayProc) -> None:
-    with socket.create_connection((LOOPBACK, gateway.port), timeout=HEAD_TIMEOUT + 5) as sock:
+    with socket.create_connection((LOOPBACK, gateway.port), timeout=HEAD_TIMEOUT + 15) as sock:
         opened = time.monotonic()
         assert sock.recv(1024) == b""  # The gateway closed it, without an answer.
-        assert time.monotonic() - opened < HEAD_TIMEOUT + 4
+        assert time.monotonic() - opened < HEAD_TIMEOUT + 10  # closed by the deadline (generous: a loaded machine), not left open
 
 
 def test_a_slowloris_head_gets_408_and_others_are_served_meanwhile(gateway: GatewayProc) -> None:
-    with socket.create_connection((LOOPBACK, gateway.port), timeout=HEAD_TIMEOUT + 5) as sock:
+    with socket.create_connection((LOOPBACK, gateway.port), timeout=HEAD_TIMEOUT + 15) as sock:
         opened = time.monotonic()
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         answer = b""
@@ -134,4 +134,4 @@ def test_a_slowloris_head_gets_408_and_others_are_served_meanwhile(gateway: Gate
         except OSError:
             pass
         assert answer.startswith(b"HTTP/1.1 408"), answer
-        assert time.monotonic() - opened < HEAD_TIMEOUT + 4
+        assert time.monotonic() - opened < HEAD_TIMEOUT + 10  # closed by the deadline (generous: a loaded machine), not left open
