@@ -183,13 +183,20 @@ class GatewayConfig(_Strict):
     tool_separator: Annotated[str, Field(min_length=1, max_length=8)] = "__"
     session_ttl_seconds: Annotated[int, Field(ge=10)] = 3600
     max_body_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
+    #: Request head bounds, enforced before anything reads the request (app/transports/head.py):
+    #: a larger head or more fields get 431, a head not complete in time 408.
+    max_header_bytes: Annotated[int, Field(ge=4096, le=16 * 1024 * 1024)] = 64 * 1024
+    max_header_fields: Annotated[int, Field(ge=16, le=10000)] = 100
+    header_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
     max_in_flight_per_connection: Annotated[int, Field(ge=1)] = 64
     allowed_origins: list[str] = Field(default_factory=list)
     allowed_hosts: list[str] = Field(default_factory=list)
     replica_down_seconds: Annotated[float, Field(ge=0)] = 5.0
     drain_timeout_seconds: Annotated[float, Field(ge=1, le=3600)] = 20.0
-    #: Peers whose X-Forwarded-For and X-MCP-Transport are believed (the bridge sidecar on loopback).
-    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    #: Peers (addresses or CIDR networks) whose X-Forwarded-For and X-MCP-Transport are believed:
+    #: the TCP bridge sidecar (127.0.0.1/32), a load balancer's subnet. None by default: any local
+    #: process could otherwise choose its rate-limit bucket.
+    trusted_proxies: list[str] = Field(default_factory=list)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     health_checks: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
@@ -202,6 +209,16 @@ class GatewayConfig(_Strict):
     def _redis_scheme(cls, value: str | None) -> str | None:
         if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"'{network}' is not an IP address or CIDR network") from None
         return value
 
     @field_validator("tool_separator")

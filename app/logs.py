@@ -3,8 +3,10 @@
 Every line has `timestamp`, `level`, `service`, `logger` and `message`, the fields the code
 passes (`session_id`, `request_id`, `namespace`, `backend`, `method`, `duration_ms`, `status`,
 `user`, ...), and, inside a trace, the current span's `trace_id` and `span_id`. Credentials never
-reach the output: fields named like a secret are replaced, and bearer/basic credentials or JWTs
-inside a message are masked, whatever the code logging them intended.
+reach the output: fields named like a secret are replaced, and bearer/basic credentials, JWTs and
+the values of URL query parameters inside a message are masked, whatever the code logging them
+intended. Every string is capped (`cap`), so a caller's megabyte id or tool name costs the log a
+few hundred bytes, not a megabyte.
 """
 
 from __future__ import annotations
@@ -32,10 +34,28 @@ _SECRET_TEXT = re.compile(
     r"|\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",  # a JWT anywhere
     re.IGNORECASE,
 )
+#: A query parameter in a URL or request target (`?api_key=...`, `&sig=...`): its value is
+#: masked whatever its name, since no list of secret names is complete.
+_QUERY_VALUE = re.compile(r"([?&][^\s=&?#\"']+=)[^\s&#\"']+")
+#: Longest string field, message and traceback a log line (or a span attribute) carries.
+FIELD_CHARS = 512
+MESSAGE_CHARS = 2048
+TRACEBACK_CHARS = 8192
+
+
+def cap(text: str, limit: int = FIELD_CHARS) -> str:
+    """`text`, cut to `limit` characters with a marker saying how much was left out: everything a
+    caller controls (ids, names, URIs, messages quoting them) goes through here before it is
+    logged or becomes a span attribute."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...[{len(text) - limit} more chars]"
 
 
 def scrub_text(text: str) -> str:
-    """`text` with credentials masked."""
+    """`text` with credentials and query values masked."""
+    if "=" in text and ("?" in text or "&" in text):
+        text = _QUERY_VALUE.sub(rf"\1{REDACTED}", text)
     if "eyJ" not in text:
         lowered = text.lower()
         if "bearer" not in lowered and "basic" not in lowered:
@@ -49,11 +69,12 @@ def _secret_field(key: str) -> bool:
 
 
 def scrub(value: Any, key: str = "") -> Any:
-    """A field's value as it may be logged: secrets by name replaced, credentials in text masked."""
+    """A field's value as it may be logged: secrets by name replaced, credentials in text masked,
+    text capped."""
     if key and _secret_field(key):
         return REDACTED
     if isinstance(value, str):
-        return scrub_text(value)
+        return cap(scrub_text(value))
     if isinstance(value, Mapping):
         return {k: scrub(v, str(k)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -91,7 +112,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
-            "message": scrub_text(record.getMessage()),
+            "message": cap(scrub_text(record.getMessage()), MESSAGE_CHARS),
         }
         entry.update(record_fields(record))
         context = trace.get_current_span().get_span_context()
@@ -99,7 +120,7 @@ class JsonFormatter(logging.Formatter):
             entry["trace_id"] = format(context.trace_id, "032x")
             entry["span_id"] = format(context.span_id, "016x")
         if record.exc_info:
-            entry["error"] = scrub_text(self.formatException(record.exc_info))
+            entry["error"] = cap(scrub_text(self.formatException(record.exc_info)), TRACEBACK_CHARS)
         return orjson.dumps(entry, default=str).decode()
 
 
@@ -121,13 +142,13 @@ class OtlpLogHandler(logging.Handler):
             attributes = {k: _attribute(v) for k, v in record_fields(record).items() if v is not None}
             attributes["logger"] = record.name
             if record.exc_info:
-                attributes["exception.stacktrace"] = scrub_text(logging.Formatter().formatException(record.exc_info))
+                attributes["exception.stacktrace"] = cap(scrub_text(logging.Formatter().formatException(record.exc_info)), TRACEBACK_CHARS)
             self._logger.emit(
                 timestamp=int(record.created * 1e9),
                 observed_timestamp=time.time_ns(),
                 severity_number=SeverityNumber(severity),
                 severity_text=record.levelname,
-                body=scrub_text(record.getMessage()),
+                body=cap(scrub_text(record.getMessage()), MESSAGE_CHARS),
                 attributes=attributes,
             )
         except Exception:  # noqa: BLE001 - logging must never break the caller

@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from app.server import create_app
     from app.telemetry import TelemetryError
     from app.telemetry import setup as setup_telemetry
+    from app.transports.head import HeadLimits, bounded_http_protocol
     from app.transports.websocket import max_frame_bytes
 
     configure(args.log_level)
@@ -104,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
             port=config.port,
             log_config=None,
             access_log=False,
+            http=bounded_http_protocol(
+                HeadLimits(config.max_header_bytes, config.max_header_fields, config.header_timeout_seconds)
+            ),
             ws="websockets-sansio",
             ws_max_size=max_frame_bytes(config.max_body_bytes),
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from app.config import ConfigError, parse_config
 from app.transports.client import ClientResolver
 
 RESOLVER = ClientResolver(["10.0.0.1/32", "::1/128"])
@@ -28,3 +31,23 @@ def test_relayed_connections_are_recognised_from_the_asgi_scope() -> None:
     assert RESOLVER.relayed(scope)
     assert not RESOLVER.relayed({**scope, "client": ("10.0.0.2", 5000)})
     assert not RESOLVER.relayed({**scope, "headers": []})
+
+
+def test_no_peer_is_trusted_unless_configured() -> None:
+    """A process on the gateway's own host must not pick its rate-limit bucket by default."""
+    config = parse_config({"namespaces": {"local": {"backends": [{"name": "local-1", "command": ["true"]}]}}})
+    default = ClientResolver(config.trusted_proxies)
+    headers = {"x-forwarded-for": "203.0.113.9", "x-mcp-transport": "tcp"}
+    assert default.resolve("127.0.0.1", headers, "http") == ("127.0.0.1", "http")
+    assert default.resolve("::1", headers, "websocket") == ("::1", "websocket")
+    assert not default.relayed({"client": ("127.0.0.1", 5000), "headers": [(b"x-mcp-transport", b"tcp")]})
+
+
+def test_trusted_proxies_must_be_addresses_or_networks() -> None:
+    with pytest.raises(ConfigError, match="not an IP address or CIDR network"):
+        parse_config({"trusted_proxies": ["bridge.local"], "namespaces": {"local": {"backends": [{"name": "l", "command": ["true"]}]}}})
+
+
+def test_a_transport_header_that_is_not_utf8_is_an_unknown_transport() -> None:
+    scope = {"client": ("10.0.0.1", 5000), "headers": [(b"x-mcp-transport", b"\xfftcp\xc3")]}
+    assert not RESOLVER.relayed(scope)

@@ -46,8 +46,9 @@ def gateway_config(**extra: Any) -> dict[str, Any]:
     return {
         "auth": {"mode": "api_key", "api_keys": [{"sha256": hashlib.sha256(API_KEY.encode()).hexdigest(), "subject": "bridge-user"}]},
         "max_in_flight_per_connection": 256,
-        # Every MCPB client reaches the gateway from the bridge's address: the per-IP budget is
-        # shared (see docs/mcpb.md); these tests are about relaying, not limits.
+        # The bridge connects over loopback; trusted, its X-MCP-Transport makes its traffic `tcp`.
+        "trusted_proxies": ["127.0.0.1/32"],
+        # These tests are about relaying, not limits.
         "rate_limits": {"enabled": False},
         "namespaces": {"local": {"backends": [{"name": "local-1", "command": stdio_command("local")}]}},
         **extra,

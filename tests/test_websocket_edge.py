@@ -147,14 +147,31 @@ async def test_subprotocol_mcp_is_negotiated(stack: Stack) -> None:
         assert ws.subprotocol == "mcp"
 
 
-async def test_without_the_mcp_subprotocol_the_handshake_is_refused(stack: Stack) -> None:
-    with pytest.raises(InvalidStatus) as refused:
-        async with connect(stack.ws_url, proxy=None):
-            pass
-    assert refused.value.response.status_code == 403
-    with pytest.raises(InvalidStatus):
-        async with connect(stack.ws_url, subprotocols=["graphql-ws"], proxy=None):  # type: ignore[list-item]
-            pass
+async def test_without_the_mcp_subprotocol_the_handshake_is_refused_saying_why(stack: Stack) -> None:
+    for offered in (None, ["graphql-ws"]):
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(stack.ws_url, subprotocols=offered, proxy=None):  # type: ignore[arg-type]
+                pass
+        assert refused.value.response.status_code == 400
+        error = orjson.loads(refused.value.response.body or b"{}")["error"]
+        assert error["code"] == -32600 and "subprotocol 'mcp'" in error["message"]
+
+    def refusal_line() -> str | None:
+        complete = stack.stderr_logs["local"].read_text().split("\n")[:-1]
+        return next((line for line in complete if "subprotocol 'mcp' not offered" in line and "graphql-ws" in line), None)
+
+    assert orjson.loads(await wait_until_async(refusal_line, timeout=30))["subprotocols"] == "graphql-ws"
+
+
+async def test_a_header_that_is_not_utf8_does_not_break_the_handshake(stack: Stack) -> None:
+    upgrade = {
+        "connection": "upgrade", "upgrade": "websocket", "sec-websocket-version": "13",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-protocol": "mcp",
+    }
+    async with httpx.AsyncClient(timeout=5) as client:
+        for name in ("x-mcp-transport", "x-forwarded-for", "authorization", "user-agent"):
+            answer = await client.get(f"{stack.base}/ws", headers={**upgrade, name: b"\xff\xfetcp\xc3"})  # type: ignore[dict-item]
+            assert answer.status_code == 101, (name, answer.status_code)
 
 
 async def test_foreign_origin_is_refused_at_the_handshake(stack: Stack) -> None:

@@ -5,6 +5,8 @@ the pipeline's events, or `finish`), or by the edge when the edge refuses it bef
 (`request_refused`). The scope's span is current only while pipeline code runs (attached around
 each step of the pipeline's async generator, detached before each event goes to the transport),
 so it never leaks into a transport's own tasks, however the transport consumes the events.
+What the caller chose (its id, tool, prompt or resource name, method) is capped (`app.logs.cap`)
+before it becomes a span attribute, a metric attribute or a log field.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from app.jsonrpc import ErrorCode, GatewayError, error_response
+from app.logs import cap
 from app.transports.client import RELAYED_TRANSPORTS
 from app.telemetry.instruments import ERROR, GATEWAY, SUCCESS, method_label
 from app.telemetry.state import REQUEST_SCOPE, current_scope, instruments, tracer
@@ -66,7 +69,7 @@ class RequestScope:
         self.request_id = message.get("id")
         params = message.get("params") if isinstance(message.get("params"), dict) else {}
         name = params.get("name")
-        self.tool = name if self.method == "tools/call" and isinstance(name, str) else None
+        self.tool = cap(name) if self.method == "tools/call" and isinstance(name, str) else None
         self.namespace: str | None = None
         self.backend: str | None = None
         self.finished = False
@@ -75,22 +78,22 @@ class RequestScope:
             "network.protocol.name": self.protocol,
         }
         if self.request_id is not None:
-            attributes["jsonrpc.request.id"] = str(self.request_id)
+            attributes["jsonrpc.request.id"] = cap(str(self.request_id))
         if self.user is not None:
             attributes["user"] = self.user
         if session_id:
-            attributes["mcp.session.id"] = session_id
+            attributes["mcp.session.id"] = cap(session_id)
         if protocol_version:
-            attributes["mcp.protocol.version"] = protocol_version
+            attributes["mcp.protocol.version"] = cap(protocol_version)
         if self.tool is not None:
             attributes["gen_ai.tool.name"] = self.tool
             attributes["gen_ai.operation.name"] = "execute_tool"
         elif self.method == "prompts/get" and isinstance(name, str):
-            attributes["gen_ai.prompt.name"] = name
+            attributes["gen_ai.prompt.name"] = cap(name)
         elif isinstance(params.get("uri"), str):
-            attributes["mcp.resource.uri"] = params["uri"]
+            attributes["mcp.resource.uri"] = cap(params["uri"])
         if getattr(ctx, "client_address", None):
-            attributes["client.address"] = ctx.client_address
+            attributes["client.address"] = cap(ctx.client_address)
         parent = extract(message, getattr(ctx, "headers", None))
         start_time = None if started is None else time.time_ns() - int((time.perf_counter() - started) * 1e9)
         self.span = tracer().start_span(HANDLE_REQUEST, context=parent, kind=SpanKind.SERVER, attributes=attributes, start_time=start_time)
@@ -113,7 +116,7 @@ class RequestScope:
 
     def set_session(self, session_id: str) -> None:
         self.session_id = session_id
-        self.span.set_attribute("mcp.session.id", session_id)
+        self.span.set_attribute("mcp.session.id", cap(session_id))
 
     def _is_final(self, message: dict[str, Any] | None) -> bool:
         return (
@@ -211,14 +214,14 @@ class RequestScope:
         self.span.set_attributes(outcome)
 
         fields: dict[str, Any] = {
-            "method": self.method if isinstance(self.method, str) else method,
+            "method": cap(self.method) if isinstance(self.method, str) else method,
             "duration_ms": round(seconds * 1000, 3),
             "status": status,
             "namespace": namespace,
             "backend": backend,
             "protocol": self.protocol,
             "session_id": self.session_id,
-            "request_id": None if self.request_id is None else str(self.request_id),
+            "request_id": None if self.request_id is None else cap(str(self.request_id)),
         }
         if self.user is not None:
             fields["user"] = self.user

@@ -18,6 +18,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from app.logs import cap
 from app.telemetry.state import instruments, note_route, tracer
 
 # The guide's spans ("Key Traces"), and the router's.
@@ -39,13 +40,14 @@ F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
 def span_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
-    """Attributes as spans carry them: aliases renamed, `user` per the user-label setting, None dropped."""
+    """Attributes as spans carry them: aliases renamed, `user` per the user-label setting, None
+    dropped, text capped (a caller's method name or id must not make a megabyte attribute)."""
     out: dict[str, Any] = {}
     for key, value in attributes.items():
         if key == "user":
             value = instruments().user(value)
         if value is not None:
-            out[_ALIASES.get(key, key)] = value if isinstance(value, (str, bool, int, float)) else str(value)
+            out[_ALIASES.get(key, key)] = value if isinstance(value, (bool, int, float)) else cap(str(value))
     return out
 
 

@@ -1,6 +1,7 @@
 """Who is on the other end: the peer, or the client a trusted proxy (the TCP bridge sidecar, a
-load balancer) says it relays. Forwarded headers from anyone else are ignored, so a client cannot
-pick its own rate-limit bucket or protocol label."""
+load balancer) says it relays. Only peers in `trusted_proxies` are believed, and none is by
+default: forwarded headers from anyone else are ignored, so a client cannot pick its own
+rate-limit bucket or protocol label."""
 
 from __future__ import annotations
 
@@ -33,9 +34,13 @@ class ClientResolver:
         """Does this ASGI connection come from a trusted relay of another transport?"""
         client = scope.get("client")
         peer = client[0] if isinstance(client, (tuple, list)) and client else None
+        if not self._trusted(peer):
+            return False
         headers = dict(scope.get("headers") or [])  # type: ignore[arg-type]
-        relayed = headers.get(TRANSPORT_HEADER.encode(), b"").decode().lower()
-        return relayed in RELAYED_TRANSPORTS and self._trusted(peer)
+        # Latin-1 decodes any bytes (as Starlette reads headers): a value that is not UTF-8 is an
+        # unknown transport, not an error.
+        relayed = headers.get(TRANSPORT_HEADER.encode(), b"").decode("latin-1").lower()
+        return relayed in RELAYED_TRANSPORTS
 
     def resolve(self, peer: str | None, headers: Mapping[str, str], protocol: str) -> tuple[str | None, str]:
         """(client address, protocol) for a request that arrived from `peer` over `protocol`."""

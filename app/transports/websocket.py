@@ -18,6 +18,7 @@ from app import jsonrpc, telemetry
 from app.auth import Principal
 from app.gateway import Gateway, RequestContext
 from app.jsonrpc import ErrorCode, GatewayError, Message
+from app.logs import cap
 from app.state import SessionRecord
 from app.transports.http import error_http
 from app.transports.origin import OriginPolicy
@@ -25,8 +26,11 @@ from app.transports.origin import OriginPolicy
 log = logging.getLogger("mcp_gateway.websocket")
 
 SUBPROTOCOL = "mcp"
-#: Close code for a refused handshake (policy violation).
-POLICY_VIOLATION = 1008
+SUBPROTOCOL_REQUIRED = GatewayError(
+    ErrorCode.INVALID_REQUEST,
+    "Bad Request: the WebSocket must offer the subprotocol 'mcp' (Sec-WebSocket-Protocol: mcp)",
+    http_status=400,
+)
 #: Close code when the gateway drains.
 GOING_AWAY = 1001
 
@@ -187,10 +191,13 @@ async def serve_websocket(gateway: Gateway, policy: OriginPolicy, websocket: Web
         policy.check(websocket.headers)
     except GatewayError as error:
         log.warning("websocket refused: %s", error.message)
-        await websocket.close(code=POLICY_VIOLATION, reason=error.message[:120])
+        await websocket.send_denial_response(error_http(error))
         return
-    if SUBPROTOCOL not in websocket.scope.get("subprotocols", []):
-        await websocket.close(code=POLICY_VIOLATION, reason="subprotocol 'mcp' required")
+    offered = websocket.scope.get("subprotocols", [])
+    if SUBPROTOCOL not in offered:
+        # A plain 403 would leave a first-time user guessing: say what is missing.
+        log.warning("websocket refused: subprotocol 'mcp' not offered", extra={"subprotocols": cap(", ".join(offered))})
+        await websocket.send_denial_response(error_http(SUBPROTOCOL_REQUIRED))
         return
     if gateway.drain.draining:
         await websocket.send_denial_response(
