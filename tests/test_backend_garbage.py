@@ -92,15 +92,17 @@ def assert_ok(session: RawSession) -> None:
 # -- large answers --------------------------------------------------------------------------------
 
 
-def test_a_large_json_answer_arrives_whole(session: RawSession) -> None:
+@pytest.mark.parametrize("sse", [False, True], ids=["json", "sse"])
+def test_a_large_answer_arrives_whole(session: RawSession, sse: bool) -> None:
     for size in (700_000, 3_000_000):
-        status, message = call_tool(session, "junk_http__big", {"bytes": size})
+        status, message = call_tool(session, "junk_http__big", {"bytes": size, "sse": sse})
         assert status == 200 and "result" in message, (status, str(message)[:300])
         assert message["result"]["content"][0]["text"] == "x" * size
 
 
-def test_an_answer_over_the_bound_is_a_backend_failure(session: RawSession) -> None:
-    status, message = call_tool(session, "junk_http__big", {"bytes": 17 * 1024 * 1024})
+@pytest.mark.parametrize("sse", [False, True], ids=["json", "sse"])
+def test_an_answer_over_the_bound_is_a_backend_failure(session: RawSession, sse: bool) -> None:
+    status, message = call_tool(session, "junk_http__big", {"bytes": 17 * 1024 * 1024, "sse": sse})
     assert "exceeds" in assert_backend_failure(status, message, "junk_http")
     assert_ok(session)
 

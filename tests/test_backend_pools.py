@@ -14,12 +14,24 @@ import pytest
 
 from app.backends import BackendFailure, Handshake
 from app.backends.http import HttpBackend
-from app.config import BackendConfig
+from app.config import BackendConfig, ConfigError, parse_config
 from app.protocol import LATEST_VERSION
 from tests.support import Backend, GatewayProc, wait_until
 from tests.support.mcp_http import RawSession, messages
 
 KEYS = {"alice": "key-alice-0123456789abcdef0123456789", "bob": "key-bob-0123456789abcdef0123456789ab"}
+
+
+def test_pool_settings_apply_to_http_backends_only() -> None:
+    http = {"name": "h-1", "url": "http://127.0.0.1:1/mcp", "max_connections": 8, "max_stream_connections": 4}
+    config = parse_config({"max_streams_per_principal": 5, "namespaces": {"h": {"backends": [http]}}})
+    assert config.max_streams_per_principal == 5
+    assert (config.namespaces["h"].backends[0].max_connections, config.namespaces["h"].backends[0].max_stream_connections) == (8, 4)
+    stdio = {"name": "s-1", "command": ["true"], "max_connections": 8}
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"max_streams_per_principal": 0, "namespaces": {"s": {"backends": [stdio]}}})
+    problems = "\n".join(caught.value.problems)
+    assert "max_streams_per_principal" in problems and "max_connections: applies only to Streamable HTTP" in problems, problems
 
 
 class KeySession(RawSession):
@@ -90,6 +102,6 @@ async def test_held_streams_never_starve_calls_and_pool_waits_end_within_the_tim
                 async with aclosing(replica.listen(opened.session_id, opened.protocol_version, None)) as second:
                     await anext(second)
             assert time.monotonic() - started < 3
-            assert failure.value.code == -32051 and "pooled connections busy" in failure.value.message
+            assert failure.value.code == -32051 and "pooled connection busy" in failure.value.message
     finally:
         await replica.close()

@@ -23,7 +23,7 @@ from contextlib import aclosing, asynccontextmanager
 import aiohttp
 
 from app import jsonrpc
-from app.backends.base import MAX_REASON_CHARS, Backend, Event, Handshake, Opened, UpstreamSessionGone
+from app.backends.base import MAX_REASON_CHARS, Backend, BackendFailure, Event, Handshake, Opened, UpstreamSessionGone
 from app.backends.sse import SseParser
 from app.config import BackendConfig
 from app.jsonrpc import Message
@@ -52,7 +52,7 @@ class HttpBackend(Backend):
         timeout = self.config.timeout_seconds
         return aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=limit, keepalive_timeout=60, ttl_dns_cache=60),
-            timeout=aiohttp.ClientTimeout(total=None, connect=timeout, sock_connect=min(5.0, timeout), sock_read=timeout),
+            timeout=aiohttp.ClientTimeout(total=None, connect=timeout, sock_connect=5.0, sock_read=timeout),
             cookie_jar=aiohttp.DummyCookieJar(),  # One backend's cookies must never reach another session.
             auto_decompress=True,
             trust_env=False,
@@ -89,12 +89,8 @@ class HttpBackend(Backend):
             response = await session.request(method, self.url, headers=headers, data=body, allow_redirects=False)
         except aiohttp.ConnectionTimeoutError:
             # Never sent: safe to move to another replica, whatever the request was.
-            raise self.failure(
-                f"no connection within {self.config.timeout_seconds:g}s (unreachable, or all "
-                f"{session.connector.limit if session.connector else 0} pooled connections busy)",
-                timeout=True,
-                connect=True,
-            ) from None
+            reason = f"no connection within {self.config.timeout_seconds:g}s (unreachable, or every pooled connection busy)"
+            raise self.failure(reason, timeout=True, connect=True) from None
         except (aiohttp.ClientConnectorError, aiohttp.InvalidURL) as exc:
             raise self.failure(f"cannot connect ({type(exc).__name__})", connect=True) from None
         except (aiohttp.SocketTimeoutError, asyncio.TimeoutError):
@@ -119,15 +115,20 @@ class HttpBackend(Backend):
 
     async def _body(self, response: aiohttp.ClientResponse) -> bytes:
         """The whole body, up to MAX_MESSAGE_BYTES: a larger one is refused, not cut short."""
-        too_big = self.failure(f"answer exceeds {MAX_MESSAGE_BYTES} bytes", trips=False)
-        if (response.content_length or 0) > MAX_MESSAGE_BYTES:
-            raise too_big
         body = bytearray()
-        async for chunk in response.content.iter_any():
-            body += chunk
-            if len(body) > MAX_MESSAGE_BYTES:
-                raise too_big
+        declared = response.content_length or 0
+        if declared <= MAX_MESSAGE_BYTES:
+            async for chunk in response.content.iter_any():
+                body += chunk
+                if len(body) > MAX_MESSAGE_BYTES:
+                    break
+        if max(declared, len(body)) > MAX_MESSAGE_BYTES:
+            raise self._too_big()
         return bytes(body)
+
+    def _too_big(self) -> BackendFailure:
+        """The backend is well, the answer too big: not counted against its breaker."""
+        return self.failure(f"answer exceeds {MAX_MESSAGE_BYTES} bytes", trips=False)
 
     async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[Event]:
         """The messages of a JSON or SSE answer, as they arrive."""
@@ -137,7 +138,11 @@ class HttpBackend(Backend):
         elif content_type.startswith("text/event-stream"):
             parser = SseParser(MAX_MESSAGE_BYTES)
             async for chunk in response.content.iter_any():
-                for sse in parser.feed(chunk):
+                try:
+                    received = parser.feed(chunk)
+                except ValueError:
+                    raise self._too_big() from None
+                for sse in received:
                     message = self.decode(sse.data) if sse.data.strip() else None
                     yield Event(message, sse.id, sse.retry, self.name)
         elif response.status != 202:

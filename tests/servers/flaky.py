@@ -41,7 +41,7 @@ NOISE = [
 ]
 #: Tools and what they do. Any other tool: HTTP 500 (over WebSocket and stdio: no answer).
 MISBEHAVIOURS = {
-    "big": "a correct answer of `bytes` bytes of text (default 2 MB)",
+    "big": "a correct answer of `bytes` bytes of text (default 2 MB); over HTTP as SSE when `sse`",
     "garbage": "an answer that is not JSON",
     "array": "the right answer inside a JSON array",
     "other_id": "an answer carrying another request's id",
@@ -100,6 +100,11 @@ def answer(message: dict[str, Any], name: str) -> list[str]:
     return []
 
 
+def sse(data: str) -> Response:
+    """One SSE event carrying `data`, and the end of the stream."""
+    return Response(f"event: message\ndata: {data}\n\n", media_type="text/event-stream")
+
+
 async def keepalives() -> AsyncIterator[bytes]:
     while True:
         yield b": keep-alive\n\n"
@@ -125,8 +130,10 @@ def build(name: str) -> Starlette:
         if method == "tools/call" and tool == "keepalive":
             return StreamingResponse(keepalives(), media_type="text/event-stream")
         if method == "tools/call" and tool == "sse_garbage":
-            return Response(f"event: message\ndata: {GARBAGE}\n\n", media_type="text/event-stream")
+            return sse(GARBAGE)
         if method == "tools/call" and (texts := tool_answer(message)):
+            if (message["params"].get("arguments") or {}).get("sse"):
+                return sse(texts[-1])
             return Response(texts[-1], media_type="application/json")
         return Response("sick", status_code=500)
 
