@@ -50,10 +50,15 @@ def listen(stack: ExitStack, session: KeySession) -> httpx.Response:
     return stack.enter_context(session.client.stream("GET", session.url, headers=headers))
 
 
-def test_standalone_streams_are_capped_per_principal(backend: Callable[..., Backend], gateway: Callable[..., GatewayProc]) -> None:
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_standalone_streams_are_capped_per_principal(
+    request: pytest.FixtureRequest, backend: Callable[..., Backend], gateway: Callable[..., GatewayProc], store: str
+) -> None:
     server = backend("streamed")
+    state = {"redis_url": request.getfixturevalue("redis_url")} if store == "redis" else {}
     gw = gateway(
         {
+            **state,
             "auth": {"mode": "api_key", "api_keys": [{"sha256": hashlib.sha256(k.encode()).hexdigest(), "subject": s} for s, k in KEYS.items()]},
             "max_streams_per_principal": 2,
             "namespaces": {"live": {"backends": [{"name": "live-1", "url": server.url}]}},
