@@ -110,9 +110,15 @@ class Backend(abc.ABC):
         """One JSON-RPC message from this backend. Anything else (invalid JSON, an array, an
         object that is not JSON-RPC 2.0) is the backend's failure, never the client's parse error."""
         try:
-            return jsonrpc.validate(jsonrpc.loads(raw))
+            message = jsonrpc.loads(raw)
         except GatewayError as exc:
             raise self.invalid(exc.message) from None
+        if isinstance(message, list):
+            raise self.invalid("a JSON array where one message belongs")
+        try:
+            return jsonrpc.validate(message)
+        except GatewayError as exc:
+            raise self.invalid(exc.message.removeprefix("Invalid Request: ")) from None
 
     def invalid(self, what: str) -> BackendFailure:
         """The backend broke the protocol: a failure that counts against its breaker."""
