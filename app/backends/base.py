@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from app import jsonrpc
 from app.breaker import CircuitBreaker
 from app.config import BackendConfig
-from app import jsonrpc
 from app.jsonrpc import ErrorCode, GatewayError, Message
 
 #: How much of a backend's own words (an invalid message's complaint) an error may quote.

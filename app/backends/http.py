@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 from contextlib import aclosing, asynccontextmanager
+from typing import Any
 
 import aiohttp
 
