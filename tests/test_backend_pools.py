@@ -40,7 +40,8 @@ class KeySession(RawSession):
         self.key = key
 
     def headers(self, **extra: str) -> dict[str, str]:
-        return {**super().headers(**extra), "authorization": f"Bearer {self.key}"}
+        credential = {"authorization": f"Bearer {self.key}"} if self.key else {}
+        return {**super().headers(**extra), **credential}
 
 
 def listen(stack: ExitStack, session: KeySession) -> httpx.Response:
@@ -110,3 +111,24 @@ async def test_held_streams_never_starve_calls_and_pool_waits_end_within_the_tim
             assert failure.value.code == -32051 and "pooled connection busy" in failure.value.message
     finally:
         await replica.close()
+
+
+def test_a_quiet_upstream_stream_outlives_the_call_timeout(backend: Callable[..., Backend], gateway: Callable[..., GatewayProc]) -> None:
+    """A standalone stream is a subscription: silence longer than `timeout_seconds` is normal
+    (SDK servers send a keep-alive only every 15 s), so what the backend sends later still arrives."""
+    server = backend("quiet")
+    gw = gateway({"namespaces": {"web": {"backends": [{"name": "web-1", "url": server.url, "timeout_seconds": 1}]}}})
+    session = KeySession(gw.url, "")
+    session.initialize()
+    assert "result" in session.call("tools/call", {"name": "web__echo", "arguments": {"text": "bind"}})
+    with ExitStack() as held:
+        stream = listen(held, session)
+        assert stream.status_code == 200
+        time.sleep(2.5)  # The scenario, not a synchronisation: a quiet period over the call timeout.
+        assert "result" in session.call("tools/call", {"name": "web__change_tools", "arguments": {}})
+        deadline = time.monotonic() + 10
+        for line in stream.iter_lines():
+            if "notifications/tools/list_changed" in line:
+                break
+            assert time.monotonic() < deadline, "list_changed never arrived on the standalone stream"
+    session.close()

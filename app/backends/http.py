@@ -45,14 +45,14 @@ class HttpBackend(Backend):
         self._session: aiohttp.ClientSession | None = None
         self._stream_session: aiohttp.ClientSession | None = None
 
-    def _new_session(self, limit: int) -> aiohttp.ClientSession:
+    def _new_session(self, limit: int, read_timeout: float | None) -> aiohttp.ClientSession:
         """Created on first use, inside the running event loop, as aiohttp requires. `connect`
         bounds the wait for a pooled connection plus connecting: a full pool never holds a call
         longer than its timeout."""
         timeout = self.config.timeout_seconds
         return aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=limit, keepalive_timeout=60, ttl_dns_cache=60),
-            timeout=aiohttp.ClientTimeout(total=None, connect=timeout, sock_connect=5.0, sock_read=timeout),
+            timeout=aiohttp.ClientTimeout(total=None, connect=timeout, sock_connect=5.0, sock_read=read_timeout),
             cookie_jar=aiohttp.DummyCookieJar(),  # One backend's cookies must never reach another session.
             auto_decompress=True,
             trust_env=False,
@@ -62,14 +62,16 @@ class HttpBackend(Backend):
     def session(self) -> aiohttp.ClientSession:
         """The pool of calls (POST, DELETE)."""
         if self._session is None:
-            self._session = self._new_session(self.config.max_connections)
+            self._session = self._new_session(self.config.max_connections, self.config.timeout_seconds)
         return self._session
 
     @property
     def stream_session(self) -> aiohttp.ClientSession:
-        """The pool of standalone streams (GET), apart so that held streams never starve calls."""
+        """The pool of standalone streams (GET), apart so that held streams never starve calls.
+        A stream is a subscription: silence is normal, so no read timeout; it lasts as long as
+        the client's own stream (which a drain ends)."""
         if self._stream_session is None:
-            self._stream_session = self._new_session(self.config.max_stream_connections)
+            self._stream_session = self._new_session(self.config.max_stream_connections, None)
         return self._stream_session
 
     @staticmethod
