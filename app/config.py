@@ -59,6 +59,10 @@ class BackendConfig(_Strict):
     command: list[str] | None = None
     env: dict[str, str] = Field(default_factory=dict)
     timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    #: Streamable HTTP only: connections to this replica for calls, and, apart, for standalone
+    #: streams (one per listening gateway session), so held streams never starve calls.
+    max_connections: Annotated[int, Field(ge=1, le=10000)] = 200
+    max_stream_connections: Annotated[int, Field(ge=1, le=10000)] = 100
 
     @field_validator("url")
     @classmethod
@@ -83,6 +87,9 @@ class BackendConfig(_Strict):
             raise ValueError("set exactly one of 'url' (HTTP/WebSocket) or 'command' (stdio)")
         if self.env and self.command is None:
             raise ValueError("'env' applies only to stdio backends ('command')")
+        pools = {"max_connections", "max_stream_connections"} & self.model_fields_set
+        if pools and self.transport != "http":
+            raise ValueError(f"{', '.join(sorted(pools))}: applies only to Streamable HTTP backends (http:// or https://)")
         return self
 
     @property
@@ -189,6 +196,8 @@ class GatewayConfig(_Strict):
     max_header_fields: Annotated[int, Field(ge=16, le=10000)] = 100
     header_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
     max_in_flight_per_connection: Annotated[int, Field(ge=1)] = 64
+    #: Standalone streams (GET /mcp) one principal may hold open on one gateway replica at once.
+    max_streams_per_principal: Annotated[int, Field(ge=1, le=100000)] = 32
     allowed_origins: list[str] = Field(default_factory=list)
     allowed_hosts: list[str] = Field(default_factory=list)
     replica_down_seconds: Annotated[float, Field(ge=0)] = 5.0

@@ -8,9 +8,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from app import jsonrpc
 from app.breaker import CircuitBreaker
 from app.config import BackendConfig
 from app.jsonrpc import ErrorCode, GatewayError, Message
+
+#: How much of a backend's own words (an invalid message's complaint) an error may quote.
+MAX_REASON_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,24 @@ class Backend(abc.ABC):
 
     def failure(self, reason: str, *, timeout: bool = False, connect: bool = False, trips: bool = True) -> BackendFailure:
         return BackendFailure(self.namespace, self.name, reason, timeout=timeout, connect=connect, trips=trips)
+
+    def decode(self, raw: bytes | str) -> Message:
+        """One JSON-RPC message from this backend. Anything else (invalid JSON, an array, an
+        object that is not JSON-RPC 2.0) is the backend's failure, never the client's parse error."""
+        try:
+            message = jsonrpc.loads(raw)
+        except GatewayError as exc:
+            raise self.invalid(exc.message) from None
+        if isinstance(message, list):
+            raise self.invalid("a JSON array where one message belongs")
+        try:
+            return jsonrpc.validate(message)
+        except GatewayError as exc:
+            raise self.invalid(exc.message.removeprefix("Invalid Request: ")) from None
+
+    def invalid(self, what: str) -> BackendFailure:
+        """The backend broke the protocol: a failure that counts against its breaker."""
+        return self.failure(f"invalid message from {self.name}: {what[:MAX_REASON_CHARS]}")
 
     async def start(self) -> None:
         """Prepare pools; connection-scoped transports connect lazily on first use."""

@@ -7,6 +7,11 @@ Messages the backend sends on its own are routed like this: progress notificatio
 with calls in flight on the connection, and refused (requests) or dropped (logs) when several
 sessions are in flight, because guessing would leak one user's data to another; `list_changed` and
 `resources/updated` notifications to every session of this replica.
+
+What is not a JSON-RPC message (invalid JSON, an array, a malformed object) is the backend's
+fault, and only the call it names suffers: a call whose id it carries fails at once (a backend
+failure, counted by its breaker); a line naming no call is logged and dropped. The connection and
+every other call go on.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 
 from app import __version__, jsonrpc
 from app.background import BackgroundTasks
-from app.backends.base import Backend, Event, Handshake, Opened
+from app.backends.base import MAX_REASON_CHARS, Backend, BackendFailure, Event, Handshake, Opened
 from app.jsonrpc import Message, RequestId
 from app.protocol import LATEST_VERSION
 
@@ -231,13 +236,7 @@ class MultiplexedBackend(Backend, abc.ABC):
         reason = "connection closed by the backend"
         try:
             while (raw := await self._read()) is not None:
-                try:
-                    message = jsonrpc.loads(raw)
-                except jsonrpc.GatewayError:
-                    log.warning("backend sent invalid JSON", extra={"namespace": self.namespace, "backend": self.name})
-                    continue
-                if isinstance(message, dict):
-                    self._dispatch(message)
+                self._receive(raw)
         except Exception as exc:  # noqa: BLE001 - any read failure ends this connection
             reason = f"connection lost ({type(exc).__name__})"
         finally:
@@ -246,6 +245,37 @@ class MultiplexedBackend(Backend, abc.ABC):
             for call in list(self._calls.values()):
                 call.queue.put_nowait(failure)
             self._background.spawn(self._disconnect())
+
+    def _receive(self, raw: bytes | str) -> None:
+        """Route one message from the backend; garbage fails the call it names, if any."""
+        try:
+            message = self.decode(raw)
+        except BackendFailure as failure:
+            log.warning(
+                "backend sent an invalid message: %s", failure.message[:MAX_REASON_CHARS],
+                extra={"namespace": self.namespace, "backend": self.name},
+            )
+            self._fail_named(raw, failure)
+            return
+        try:
+            self._dispatch(message)
+        except Exception as exc:  # noqa: BLE001 - one odd message must not end the connection
+            log.warning(
+                "backend message not routed (%s)", type(exc).__name__, extra={"namespace": self.namespace, "backend": self.name}
+            )
+
+    def _fail_named(self, raw: bytes | str, failure: BackendFailure) -> None:
+        """Fail the calls an invalid message answers (an object or an array of objects carrying
+        their ids); nothing when it names none."""
+        try:
+            decoded = jsonrpc.loads(raw)
+        except jsonrpc.GatewayError:
+            return
+        for item in decoded if isinstance(decoded, list) else [decoded]:
+            upstream_id = item.get("id") if isinstance(item, dict) and "method" not in item else None
+            call = self._calls.get(upstream_id) if isinstance(upstream_id, int) and not isinstance(upstream_id, bool) else None
+            if call is not None:
+                call.queue.put_nowait(failure)
 
     def _sole_owner_call(self) -> _Call | None:
         owners = {call.owner for call in self._calls.values() if call.owner}

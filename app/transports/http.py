@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from app import jsonrpc, telemetry
 from app.backends import Event
@@ -50,6 +52,21 @@ def _bad_request(message: str, code: ErrorCode = ErrorCode.INVALID_REQUEST, stat
     return GatewayError(code, message, http_status=status)
 
 
+class _HeldStream(StreamingResponse):
+    """A standalone stream that gives its slot back when it ends, however it ends (even if the
+    client is gone before the first byte)."""
+
+    def __init__(self, content: AsyncIterator[bytes], release: Callable[[], None]):
+        super().__init__(content, media_type="text/event-stream", headers=sse.SSE_HEADERS)
+        self.release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.release()
+
+
 class StreamableHttp:
     """The `/mcp` endpoint, bound to one Gateway."""
 
@@ -57,6 +74,29 @@ class StreamableHttp:
         self.gateway = gateway
         self.policy = policy
         self.max_body = gateway.config.max_body_bytes
+        self.max_streams = gateway.config.max_streams_per_principal
+        #: Standalone streams open on this replica, per principal: one caller holding hundreds
+        #: would otherwise take every upstream stream connection from everyone else.
+        self._streams: Counter[tuple[str, str]] = Counter()
+
+    def _hold_stream(self, ctx: RequestContext) -> Callable[[], None]:
+        """Take one of the principal's stream slots, or refuse with 429; returns the release."""
+        key = (ctx.principal.kind, ctx.principal.subject)
+        if self._streams[key] >= self.max_streams:
+            log.warning("standalone stream refused: too many open", extra={"status": 429, "limit": self.max_streams})
+            raise GatewayError(
+                ErrorCode.RATE_LIMITED,
+                f"Too many standalone streams: at most {self.max_streams} per caller at once; close one first",
+                http_status=429,
+            )
+        self._streams[key] += 1
+
+        def release() -> None:
+            self._streams[key] -= 1
+            if self._streams[key] <= 0:
+                del self._streams[key]
+
+        return release
 
     async def _context(self, request: Request) -> RequestContext:
         """Who is asking (authenticated here, on every request: HTTP has no connection state)."""
@@ -155,11 +195,15 @@ class StreamableHttp:
             self._check_version(request)
             ctx = await self._context(request)
             record = await self._session(ctx, request)
-            events = await self.gateway.listen(ctx, record, request.headers.get("last-event-id"))
+            release = self._hold_stream(ctx)
+            try:
+                events = await self.gateway.listen(ctx, record, request.headers.get("last-event-id"))
+            except BaseException:
+                release()
+                raise
         except GatewayError as error:
             return error_http(error)
-        stream = _with_keepalive(events, self.gateway.drain.stopping)
-        return StreamingResponse(stream, media_type="text/event-stream", headers=sse.SSE_HEADERS)
+        return _HeldStream(_with_keepalive(events, self.gateway.drain.stopping), release)
 
     async def delete(self, request: Request) -> Response:
         with self.gateway.drain.request():
