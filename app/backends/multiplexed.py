@@ -6,7 +6,8 @@ Messages the backend sends on its own are routed like this: progress notificatio
 (rewritten) token, exactly; server-to-client requests and log messages to the one gateway session
 with calls in flight on the connection, and refused (requests) or dropped (logs) when several
 sessions are in flight, because guessing would leak one user's data to another; `list_changed` and
-`resources/updated` notifications to every session of this replica.
+`resources/updated` notifications to every session of this replica that may read the namespace
+(the gateway's `deliver` filters by scope).
 """
 
 from __future__ import annotations
