@@ -21,6 +21,7 @@ def negotiate(requested: object) -> str:
     """The client's version when we speak it, else our latest (the client may then disconnect)."""
     return requested if isinstance(requested, str) and requested in SUPPORTED_VERSIONS else LATEST_VERSION
 
+
 #: `logging/setLevel` levels, least severe first (the syslog severities MCP uses).
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 
