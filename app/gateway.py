@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from app import __version__, telemetry
@@ -27,8 +29,8 @@ from app.drain import Drain
 from app.transports.client import ClientResolver
 from app.health_checks import HealthChecker
 from app.hub import Hub
-from app.jsonrpc import ErrorCode, GatewayError, Message, error_response, is_response, result_response
-from app.protocol import negotiate
+from app.jsonrpc import ErrorCode, GatewayError, Message, RequestId, error_response, is_response, result_response
+from app.protocol import LOG_LEVELS, check_params, negotiate
 from app.ratelimit import RateLimiter
 from app.routing import PROMPT, RESOURCE, TEMPLATE, TOOL, Namespace, Router
 from app.state import SessionRecord, StateStore
@@ -57,6 +59,12 @@ BASE_CAPABILITIES: dict[str, Any] = {
 }
 #: The gateway introduces itself under its own name when it only wants a server's capabilities.
 DISCOVERY_HANDSHAKE = GATEWAY_HANDSHAKE
+#: After relearning a namespace's names or URIs (for a name or URI nobody knew), the gateway does
+#: not list that namespace again for this long unless the namespace says its list changed.
+RELEARN_SECONDS = 10.0
+#: Sessions whose `logging/setLevel` this replica keeps (for shared-connection backends); the
+#: oldest is forgotten beyond this.
+MAX_LOG_LEVELS = 65536
 LIST_CHANGED_KIND = {
     "notifications/tools/list_changed": (TOOL,),
     "notifications/prompts/list_changed": (PROMPT,),
@@ -109,13 +117,22 @@ class Gateway:
         #: Standalone streams open on this replica: session id -> attach(namespace).
         self._followers: dict[str, Callable[[str], Awaitable[None]]] = {}
         self.ready = False
-        self._in_flight: dict[tuple[str, Any], str] = {}
+        #: Requests being answered on this replica, by (session id, request id). A second request
+        #: with the same id in the same session is refused.
+        self._in_flight: dict[tuple[str, RequestId], _InFlight] = {}
+        #: Relearning unknown names and URIs: when each (kind, namespace) was last listed, and
+        #: the listing under way, which concurrent requests share.
+        self._learned_at: dict[tuple[str, str], float] = {}
+        self._learning: dict[tuple[str, str], asyncio.Future[None]] = {}
+        #: Each session's `logging/setLevel`, applied here to what shared-connection backends log.
+        self._log_levels: dict[str, str] = {}
+        self._drops = _DropLog()
         only = self.router.single
         #: One unprefixed namespace with one backend: ids pass through untouched.
         self.passthrough = only is not None and not only.prefix and len(only.backends) == 1
         for backend in self.backends:
             if isinstance(backend, MultiplexedBackend):
-                backend.deliver = self._deliver_unsolicited
+                backend.deliver = partial(self._deliver_unsolicited, backend.namespace)
 
     @property
     def namespaces(self) -> dict[str, Namespace]:
@@ -179,6 +196,7 @@ class Gateway:
         return record, response
 
     async def _initialize(self, ctx: RequestContext, message: Message, scope: telemetry.RequestScope) -> tuple[SessionRecord, Message]:
+        check_params(message)
         await self.rate_limit(ctx)
         params = message.get("params") or {}
         version = negotiate(params.get("protocolVersion"))
@@ -222,6 +240,7 @@ class Gateway:
 
     async def end_session(self, record: SessionRecord) -> None:
         removed = await self.store.delete_session(record.id)
+        self._log_levels.pop(record.id, None)
         telemetry.instruments().session_ended(time.time() - (removed or record).created_at)
         await self.upstreams.end(removed or record, self.namespaces)
 
@@ -235,18 +254,39 @@ class Gateway:
     async def _handle_request(self, ctx: RequestContext, record: SessionRecord, message: Message) -> AsyncIterator[Event]:
         """Everything to send back for one request, the response last. A failure before anything
         was sent raises GatewayError (so HTTP can answer with its status code); a failure after
-        that ends the stream with a JSON-RPC error response."""
+        that ends the stream with a JSON-RPC error response. A request reusing the id of one still
+        in flight in the session is refused: its answer could not be told from the other's."""
+        key = (record.id, message["id"])
+        if key in self._in_flight:
+            raise GatewayError(
+                ErrorCode.INVALID_REQUEST,
+                "Invalid Request: a request with this id is already in flight in this session; use a new id",
+                http_status=400,
+            )
+        entry = self._in_flight[key] = _InFlight()
         started = False
         try:
+            check_params(message)
             async with aclosing(self._dispatch(ctx, record, message)) as events:
                 async for event in events:
                     started = True
+                    if event.message is not None and is_response(event.message) and event.message.get("id") == message["id"]:
+                        self._release(key, entry)  # The client may reuse the id once it has the answer.
                     yield event
-        except GatewayError as error:
+        except Exception as exc:
+            self._release(key, entry)
+            error = exc if isinstance(exc, GatewayError) else _internal_error(exc, message, record)
             log.warning("request failed: %s", error.message, extra={"method": message.get("method"), "session_id": record.id})
             if not started:
-                raise
+                raise error from None
             yield Event(error_response(message.get("id"), error))
+        finally:
+            self._release(key, entry)
+
+    def _release(self, key: tuple[str, RequestId], entry: _InFlight) -> None:
+        """Forget a request (not a later one that reuses its id)."""
+        if self._in_flight.get(key) is entry:
+            del self._in_flight[key]
 
     async def rate_limit(self, ctx: RequestContext, namespace: str | None = None) -> None:
         """The rate-limit step: spend one request of the caller's budgets, or raise RATE_LIMITED."""
@@ -275,7 +315,10 @@ class Gateway:
         elif method == "initialize":
             raise GatewayError(ErrorCode.INVALID_REQUEST, "Invalid Request: this session is already initialized")
         elif method == "logging/setLevel":
-            await self._fan_out(ctx, record, message, self._readable(ctx))
+            # A shared connection's level would be every session's: the gateway keeps the session's
+            # level and filters what those backends log; other backends get the request.
+            self._set_log_level(record.id, params["level"])
+            await self._fan_out(ctx, record, message, [ns for ns in self._readable(ctx) if not _shared(ns)])
             yield Event(result_response(message["id"], {}))
         elif method in LISTS:
             async with aclosing(self._list(ctx, record, message, LISTS[method])) as events:
@@ -340,31 +383,74 @@ class Gateway:
             )
 
     async def _relearn(self, ctx: RequestContext, record: SessionRecord, kind: str, exposed: str) -> tuple[Namespace, str] | None:
-        """A replica that has not listed yet learns unprefixed names on demand."""
+        """A replica that has not listed yet learns unprefixed names on demand, only in the
+        namespaces the caller may read (what it may not see is not listed on its behalf)."""
         method = "tools/list" if kind == TOOL else "prompts/list"
-        await self._learn_all(ctx, record, LISTS[method], self.router.unprefixed)
+        readable = [ns for ns in self.router.unprefixed if ctx.principal.can_read(ns.name)]
+        await self._learn_all(ctx, record, LISTS[method], readable)
         return self.router.resolve_name(kind, exposed)
 
     async def _relearn_uri(self, ctx: RequestContext, record: SessionRecord, uri: str) -> Namespace | None:
-        namespaces = list(self.namespaces.values())
+        namespaces = self._readable(ctx)
         for kind in (LISTS["resources/list"], LISTS["resources/templates/list"]):
             await self._learn_all(ctx, record, kind, namespaces)
         return self.router.resolve_uri(uri)
 
     async def _learn_all(self, ctx: RequestContext, record: SessionRecord, kind: ListKind, namespaces: list[Namespace]) -> None:
-        async def learn(ns: Namespace) -> None:
-            cursor: str | None = None
-            while True:
-                page = await self._fetch_page(ctx, record, ns, kind, cursor)
-                expose_items(self.router, kind, ns, page)
-                cursor = page.get("nextCursor")
-                if not cursor:
-                    return
-
-        results = await asyncio.gather(*(learn(ns) for ns in namespaces), return_exceptions=True)
+        results = await asyncio.gather(*(self._learn_once(ctx, record, kind, ns) for ns in namespaces), return_exceptions=True)
         for result in results:
             if isinstance(result, GatewayError) and result.code == ErrorCode.CONFIGURATION_ERROR:
                 raise result
+
+    async def _learn_once(self, ctx: RequestContext, record: SessionRecord, kind: ListKind, ns: Namespace) -> None:
+        """List a namespace to learn what it serves, at most once per RELEARN_SECONDS (unknown names
+        and URIs are the caller's to choose: each must not cost a walk of every list); concurrent
+        requests share the listing under way."""
+        key = (kind.kind, ns.name)
+        running = self._learning.get(key)
+        if running is None:
+            if time.monotonic() - self._learned_at.get(key, -math.inf) < RELEARN_SECONDS:
+                return
+            self._learned_at[key] = time.monotonic()
+            running = self._learning[key] = asyncio.ensure_future(self._learn(ctx, record, kind, ns))
+            running.add_done_callback(partial(self._learned, key))
+        await asyncio.shield(running)
+
+    def _learned(self, key: tuple[str, str], listing: asyncio.Future[None]) -> None:
+        self._learning.pop(key, None)
+        if not listing.cancelled():
+            listing.exception()  # Retrieved: the waiters got it, none may be left to.
+
+    async def _learn(self, ctx: RequestContext, record: SessionRecord, kind: ListKind, ns: Namespace) -> None:
+        cursor: str | None = None
+        while True:
+            page = await self._fetch_page(ctx, record, ns, kind, cursor)
+            expose_items(self.router, kind, ns, page)
+            cursor = page.get("nextCursor")
+            if not cursor:
+                return
+
+    def _forget(self, namespace: str, method: str) -> None:
+        """The namespace's list changed: drop what was learned of it; it may be relearned at once."""
+        for kind in LIST_CHANGED_KIND.get(method, ()):
+            self.router.forget(kind, namespace)
+            self._learned_at.pop((kind, namespace), None)
+
+    def _set_log_level(self, session_id: str, level: str) -> None:
+        self._log_levels.pop(session_id, None)
+        self._log_levels[session_id] = level
+        while len(self._log_levels) > MAX_LOG_LEVELS:
+            del self._log_levels[next(iter(self._log_levels))]
+
+    def _filtered_log(self, record: SessionRecord, ns: Namespace, source: str | None, message: Message) -> bool:
+        """A shared-connection backend's log message below the session's `logging/setLevel`."""
+        backend = ns.backend(source or "")
+        threshold = self._log_levels.get(record.id)
+        params = message.get("params")
+        level = params.get("level") if isinstance(params, dict) else None
+        if backend is None or not backend.shared_session or threshold is None or level not in LOG_LEVELS:
+            return False
+        return LOG_LEVELS.index(level) < LOG_LEVELS.index(threshold)
 
     async def _fetch_page(self, ctx: RequestContext, record: SessionRecord, ns: Namespace, kind: ListKind, cursor: str | None) -> dict[str, Any]:
         params = {"cursor": cursor} if cursor else {}
@@ -407,16 +493,14 @@ class Gateway:
 
     async def _forward(self, ctx: RequestContext, record: SessionRecord, ns: Namespace, message: Message) -> AsyncIterator[Event]:
         """Call the namespace and relay what comes back, rewriting what crosses the gateway."""
-        key = (record.id, message.get("id"))
-        self._in_flight[key] = ns.name
-        try:
-            async with aclosing(self.upstreams.call(record, ns, message, ctx.headers)) as events:
-                async for event in events:
-                    out = await self._relay(record, ns, event)
-                    if out is not None:
-                        yield out
-        finally:
-            self._in_flight.pop(key, None)
+        entry = self._in_flight.get((record.id, message["id"]))
+        if entry is not None:
+            entry.namespace = ns.name  # Where a cancellation must go.
+        async with aclosing(self.upstreams.call(record, ns, message, ctx.headers)) as events:
+            async for event in events:
+                out = await self._relay(record, ns, event)
+                if out is not None:
+                    yield out
 
     async def _relay(self, record: SessionRecord, ns: Namespace, event: Event) -> Event | None:
         event_id = f"{ns.name}:{event.event_id}" if event.event_id is not None else None
@@ -426,9 +510,10 @@ class Gateway:
                 message = await self._server_request(record, ns, event.source, message)
                 if message is None:
                     return None
-            elif message["method"] in LIST_CHANGED_KIND:
-                for kind in LIST_CHANGED_KIND[message["method"]]:
-                    self.router.forget(kind, ns.name)
+            elif message["method"] == "notifications/message" and self._filtered_log(record, ns, event.source, message):
+                return None
+            else:
+                self._forget(ns.name, message["method"])
         return Event(message, event_id, event.retry)
 
     async def _server_request(self, record: SessionRecord, ns: Namespace, source: str | None, message: Message) -> Message | None:
@@ -446,14 +531,23 @@ class Gateway:
 
     # -- notifications and responses from the client -------------------------------------------
     async def handle_notification(self, ctx: RequestContext, record: SessionRecord, message: Message) -> None:
+        """Forward a client notification. Each spends one request of the caller's rate-limit
+        budgets (only `notifications/initialized`, the handshake's end, is free); over a limit it
+        is dropped, counted and logged, and the RATE_LIMITED error raised for the transport."""
         method = message["method"]
         if method == "notifications/initialized":
             return
+        check_params(message)
+        try:
+            await self.rate_limit(ctx)
+        except GatewayError as error:
+            self._drops.note(ctx, method, error)
+            raise
         targets = self._readable(ctx)
         if method == "notifications/cancelled":
-            owner = self._in_flight.get((record.id, (message.get("params") or {}).get("requestId")))
-            if owner is not None:
-                targets = [self.namespaces[owner]]
+            entry = self._in_flight.get((record.id, (message.get("params") or {}).get("requestId")))
+            if entry is not None and entry.namespace is not None:
+                targets = [self.namespaces[entry.namespace]]
         await asyncio.gather(
             *(self.upstreams.send(record, ns, message, ctx.headers) for ns in targets), return_exceptions=True
         )
@@ -474,7 +568,7 @@ class Gateway:
         `Last-Event-ID`, a resumption of that one upstream stream. Checks happen here, before the
         stream starts, so they can still be HTTP errors."""
         if not last_event_id:
-            return self._standalone(record)
+            return self._standalone(record, ctx.principal.can_read)
         ns_name, _, upstream_id = last_event_id.partition(":")
         ns = self.namespaces.get(ns_name)
         if ns is None or ns.name not in record.upstreams:
@@ -507,11 +601,11 @@ class Gateway:
         if attach is not None:
             await attach(namespace)
 
-    async def _standalone(self, record: SessionRecord) -> AsyncIterator[Event]:
+    async def _standalone(self, record: SessionRecord, can_read: Callable[[str], bool]) -> AsyncIterator[Event]:
         queue: asyncio.Queue[Event] = asyncio.Queue(256)
         pumps: dict[str, asyncio.Task[None]] = {}
         connected: dict[str, asyncio.Event] = {}
-        inbox = self.hub.subscribe(record.id)
+        inbox = self.hub.subscribe(record.id, can_read)
 
         async def pump(ns: Namespace) -> None:
             async for event in self._upstream_events(record, ns, None):
@@ -562,9 +656,49 @@ class Gateway:
             if self._followers.get(record.id) is attach:
                 del self._followers[record.id]
 
-    def _deliver_unsolicited(self, owner: str | None, message: Message) -> None:
+    def _deliver_unsolicited(self, namespace: str, owner: str | None, message: Message) -> None:
+        """A shared connection's message for no call: to its session, or (broadcasts) to every
+        session here whose principal may read the namespace."""
         if message.get("method") in BROADCAST_METHODS:
-            for kind in LIST_CHANGED_KIND.get(message["method"], ()):
-                for ns in self.namespaces.values():
-                    self.router.forget(kind, ns.name)
-        self.hub.publish(owner, message)
+            self._forget(namespace, message["method"])
+        self.hub.publish(owner, message, namespace)
+
+
+@dataclass
+class _InFlight:
+    """A request being answered: the namespace it was routed to, once it is."""
+
+    namespace: str | None = None
+
+
+def _shared(ns: Namespace) -> bool:
+    """One upstream connection serves every gateway session (stdio, WebSocket backends)."""
+    return any(b.shared_session for b in ns.backends)
+
+
+def _internal_error(exc: Exception, message: Message, record: SessionRecord) -> GatewayError:
+    """A bug met while handling a request: logged with its traceback, answered with -32603 and the
+    request's id, never an HTTP 500 or a WebSocket request left unanswered."""
+    log.error("request failed unexpectedly", exc_info=exc, extra={"method": message.get("method"), "session_id": record.id})
+    return GatewayError(ErrorCode.INTERNAL_ERROR, "Internal error: the gateway could not handle this request")
+
+
+class _DropLog:
+    """Notifications dropped over a rate limit: each counted, logged at most once a second (a
+    flood must not flood the log), with how many were dropped since the last line."""
+
+    def __init__(self) -> None:
+        self._since = 0
+        self._logged_at = -math.inf
+
+    def note(self, ctx: RequestContext, method: str, error: GatewayError) -> None:
+        telemetry.notification_dropped(ctx.protocol, error.kind)
+        self._since += 1
+        now = time.monotonic()
+        if now - self._logged_at >= 1.0:
+            log.warning(
+                "notifications dropped: %s",
+                error.message,
+                extra={"dropped": self._since, "user": ctx.principal.subject, "method": method[:64], "protocol": ctx.protocol},
+            )
+            self._since, self._logged_at = 0, now

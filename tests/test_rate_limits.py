@@ -10,6 +10,7 @@ import hashlib
 import itertools
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from app.config import ConfigError, load_config, parse_config
-from tests.guard_support import call_tool, metric, metrics_env, new_session, text_of
+from tests.guard_support import Flaky, call_tool, metric, metrics_env, new_session, start_flaky, text_of
 from tests.support import GatewayProc, RedisServer, stdio_command, wait_until
 from tests.support.mcp_http import RawSession
 
@@ -103,8 +104,9 @@ def test_http_over_a_limit_is_429_with_retry_after_and_namespaces_have_their_own
     retry_after = assert_rate_limited(response, "client address")
     assert response.json()["id"] == session.next_id
     assert retry_after <= 24 * 3600
-    # Notifications are not requests: never limited.
-    assert session.post({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 99}}).status_code == 202
+    # Notifications spend the same budgets: over the limit, 429 too (with no id to carry).
+    refused = session.post({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 99}})
+    assert assert_rate_limited(refused, "client address") >= 1 and refused.json()["id"] is None
 
 
 class KeySession(RawSession):
@@ -187,6 +189,64 @@ def test_websocket_over_a_limit_gets_a_json_rpc_error_and_the_connection_goes_on
         # Same connection, still open and serving.
         assert text_of(client.call("free__echo", text="still open")) == "still open"
         assert client.request("ping")["result"] == {}
+
+
+# -- notifications -------------------------------------------------------------------------------------
+
+CANCEL = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 99, "reason": "test"}}
+FLOOD = 20
+
+
+@pytest.fixture
+def flaky(tmp_path: Path) -> Iterator[Flaky]:
+    """A Streamable HTTP backend that counts what it receives (and fails every tool call)."""
+    backend = start_flaky(tmp_path)
+    yield backend
+    backend.proc.stop()
+
+
+def sick(flaky: Flaky) -> dict[str, Any]:
+    return {"sick": {"backends": [{"name": "sick-1", "url": flaky.url}]}}
+
+
+def forwarded(flaky: Flaky) -> int:
+    return flaky.counts().get("notifications/cancelled", 0)
+
+
+def test_http_notifications_spend_the_budget_and_over_it_get_429_and_are_not_forwarded(
+    gateway: Callable[..., GatewayProc], flaky: Flaky
+) -> None:
+    metrics_port, env = metrics_env()
+    gw = gateway(limited(sick(flaky), per_ip="4/day"), env)
+    session = new_session(gw.url)  # 1 (initialize; notifications/initialized completes it for free)
+    assert "error" in call_tool(session, "sick__anything")  # 2: the upstream session now exists
+    assert session.post(CANCEL).status_code == 202  # 3
+    assert session.post(CANCEL).status_code == 202  # 4
+    wait_until(lambda: forwarded(flaky) == 2, 10, "the allowed notifications reach the backend")
+    for _ in range(FLOOD):
+        assert_rate_limited(session.post(CANCEL), "client address")
+    assert forwarded(flaky) == 2
+    dropped = metric(metrics_port, "mcp_gateway_notifications_dropped_total", protocol="http", reason="rate_limited")
+    assert dropped == FLOOD
+
+
+def test_websocket_notifications_over_the_limit_are_dropped_silently_and_counted(
+    gateway: Callable[..., GatewayProc], flaky: Flaky
+) -> None:
+    metrics_port, env = metrics_env()
+    gw = gateway(limited(sick(flaky), per_ip="3/day"), env)
+    with websocket(gw) as client:  # 1
+        assert "error" in client.call("sick__anything")  # 2
+        for _ in range(1 + FLOOD):  # 3, then over the limit
+            client.ws.send(orjson.dumps(CANCEL).decode())
+        ping = {"jsonrpc": "2.0", "id": "after-flood", "method": "ping"}
+        client.ws.send(orjson.dumps(ping).decode())
+        # Nothing answers a notification: the next frame is the (refused) ping's answer.
+        answer = orjson.loads(client.ws.recv(timeout=15))
+        assert answer["id"] == "after-flood" and answer["error"]["code"] == -32029, answer
+    assert forwarded(flaky) == 1
+    dropped = metric(metrics_port, "mcp_gateway_notifications_dropped_total", protocol="websocket", reason="rate_limited")
+    assert dropped == FLOOD
 
 
 # -- shared budgets and Redis --------------------------------------------------------------------------

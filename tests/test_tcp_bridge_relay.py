@@ -123,6 +123,22 @@ async def test_initialize_list_and_call_through_the_bridge(bridge: BridgeProc) -
         assert client.errors == []
 
 
+@pytest.mark.parametrize(
+    ("method", "params", "field"),
+    [
+        ("tools/call", {"name": "local__echo", "arguments": {"text": "x"}, "_meta": "x"}, "_meta"),
+        ("completion/complete", {"ref": "local__greet", "argument": {"name": "name", "value": ""}}, "ref"),
+    ],
+    ids=["meta-string", "ref-string"],
+)
+async def test_wrongly_typed_params_are_answered_with_invalid_params(bridge: BridgeProc, method: str, params: dict[str, Any], field: str) -> None:
+    async with await connect(bridge) as client:
+        with pytest.raises(RpcError) as caught:
+            await asyncio.wait_for(client.call(method, params), 15)
+        assert caught.value.code == -32602 and f"'{field}'" in str(caught.value)
+        assert text(await client.call("tools/call", {"name": "local__echo", "arguments": {"text": "after"}})) == "after"
+
+
 async def test_many_concurrent_requests_on_one_connection_are_matched_by_id(bridge: BridgeProc) -> None:
     async with await connect(bridge) as client:
         arrived: list[int] = []

@@ -6,7 +6,8 @@ Messages the backend sends on its own are routed like this: progress notificatio
 (rewritten) token, exactly; server-to-client requests and log messages to the one gateway session
 with calls in flight on the connection, and refused (requests) or dropped (logs) when several
 sessions are in flight, because guessing would leak one user's data to another; `list_changed` and
-`resources/updated` notifications to every session of this replica.
+`resources/updated` notifications to every session of this replica that may read the namespace
+(the gateway's `deliver` filters by scope).
 
 What is not a JSON-RPC message (invalid JSON, an array, a malformed object) is the backend's
 fault, and only the call it names suffers: a call whose id it carries fails at once (a backend

@@ -73,6 +73,11 @@ def rate_limit_failopen() -> None:
     instruments().rate_limit_failopen.add(1)
 
 
+def notification_dropped(protocol: str, reason: str) -> None:
+    """`mcp_gateway_notifications_dropped_total{protocol, reason}`: a client notification not forwarded."""
+    instruments().notifications_dropped.add(1, {"protocol": protocol, "reason": reason})
+
+
 def auth_attempt(credential_type: str, result: str) -> None:
     """`mcp_gateway_auth_attempts_total{type, result}`."""
     instruments().auth_attempt(credential_type, result)

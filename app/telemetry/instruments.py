@@ -40,6 +40,7 @@ REDIS_DURATION = "mcp_gateway_redis_operations_duration_seconds"
 PROCESS_RSS = "process_resident_memory_bytes"
 CERT_EXPIRY = "x509_cert_expiry"
 RATE_LIMIT_FAILOPEN = "mcp_gateway_rate_limit_failopen_total"
+NOTIFICATIONS_DROPPED = "mcp_gateway_notifications_dropped_total"
 #: OpenTelemetry semantic conventions for MCP (Prometheus: mcp_server_operation_duration_seconds).
 MCP_OPERATION_DURATION = "mcp.server.operation.duration"
 
@@ -235,6 +236,11 @@ class Instruments:
         )
         self.rate_limit_failopen = meter.create_counter(
             RATE_LIMIT_FAILOPEN, unit="{request}", description="Requests let through because the rate limiter's storage was unreachable"
+        )
+        self.notifications_dropped = meter.create_counter(
+            NOTIFICATIONS_DROPPED,
+            unit="{notification}",
+            description="Client notifications the gateway dropped instead of forwarding, by protocol and reason (rate_limited)",
         )
         self.operation_duration = meter.create_histogram(
             MCP_OPERATION_DURATION,

@@ -121,7 +121,12 @@ class WebSocketConnection:
             raise GatewayError(ErrorCode.INVALID_REQUEST, "Invalid Request: send initialize first")
         record = await self._touch(self.record)
         if jsonrpc.is_notification(message):
-            await self.gateway.handle_notification(self.ctx, record, message)
+            try:
+                await self.gateway.handle_notification(self.ctx, record, message)
+            except GatewayError as error:
+                if error.code != ErrorCode.RATE_LIMITED:
+                    raise
+                # Dropped (the gateway counted and logged it): a notification gets no answer.
         elif jsonrpc.is_response(message):
             await self.gateway.handle_response(self.ctx, record, message)
         elif self._closing is not None:
@@ -170,7 +175,7 @@ class WebSocketConnection:
             pass  # The client went away; its answer has nowhere to go.
 
     async def _forward_pushes(self, session_id: str) -> None:
-        inbox = self.gateway.hub.subscribe(session_id)
+        inbox = self.gateway.hub.subscribe(session_id, self.ctx.principal.can_read)
         try:
             while True:
                 await self.send(await inbox.get())
