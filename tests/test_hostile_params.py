@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -17,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support import GatewayProc, start_backend, start_gateway, stdio_command
+from tests.support import GatewayProc
+from tests.support.stacks import every_transport
 from tests.support.mcp_http import RawSession, messages
 from tests.support.mcp_ws import WsSession
 
@@ -89,32 +89,8 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     """One gateway for the module, keeping its sessions in memory, then in Redis."""
     workdir = tmp_path_factory.mktemp("hostile")
     store = {"redis_url": request.getfixturevalue("redis_server").url} if request.param == "redis" else {}
-    with ThreadPoolExecutor(2) as pool:
-        starting = [pool.submit(start_backend, "web", workdir, "http"), pool.submit(start_backend, "sock", workdir, "ws")]
-    started = [f.result() for f in starting if f.exception() is None]
-    try:
-        if len(started) < 2:
-            raise next(f.exception() for f in starting if f.exception() is not None)  # type: ignore[misc]
-        web, sock = started
-        gateway = start_gateway(
-            {
-                **store,
-                "health_checks": {"enabled": False},
-                "namespaces": {
-                    "web": {"backends": [{"name": "web-1", "url": web.url}]},
-                    "sock": {"backends": [{"name": "sock-1", "url": sock.url}]},
-                    "local": {"backends": [{"name": "local-1", "command": stdio_command("local")}]},
-                },
-            },
-            workdir,
-        )
-    except BaseException:
-        for backend in started:
-            backend.proc.stop()
-        raise
-    yield gateway
-    for proc in (gateway.proc, *(b.proc for b in started)):
-        proc.stop()
+    with every_transport(workdir, {**store, "health_checks": {"enabled": False}}) as started:
+        yield started.gateway
 
 
 @pytest.fixture(scope="module")

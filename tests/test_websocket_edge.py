@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.support import start_backend, start_gateway, stdio_command, wait_until_async
+from tests.support import wait_until_async
+from tests.support.stacks import every_transport
 
 TRANSPORT_NAMESPACES = ("web", "sock", "local")  # Streamable HTTP, WebSocket, stdio
 MAX_BODY = 65536
@@ -41,33 +41,9 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("ws-edge")
-    with ThreadPoolExecutor(2) as pool:  # Independent processes: start them side by side.
-        starting = [pool.submit(start_backend, "web", workdir, "http"), pool.submit(start_backend, "sock", workdir, "ws")]
-    started = [f.result() for f in starting if f.exception() is None]
-    if len(started) < 2:
-        for backend in started:
-            backend.proc.stop()
-        raise next(f.exception() for f in starting if f.exception() is not None)  # type: ignore[misc]
-    web, sock = started
-    try:
-        gateway = start_gateway(
-            {
-                "max_body_bytes": MAX_BODY,
-                "namespaces": {
-                    "web": {"backends": [{"name": "web-1", "url": web.url}]},
-                    "sock": {"backends": [{"name": "sock-1", "url": sock.url}]},
-                    "local": {"backends": [{"name": "local-1", "command": stdio_command("local")}]},
-                },
-            },
-            workdir,
-        )
-    except BaseException:
-        web.proc.stop()
-        sock.proc.stop()
-        raise
-    yield Stack(gateway.url, {"web": web.proc.log_path, "sock": sock.proc.log_path, "local": gateway.log_path})
-    for proc in (gateway.proc, web.proc, sock.proc):
-        proc.stop()
+    with every_transport(workdir, {"max_body_bytes": MAX_BODY}) as started:
+        logs = {"web": started.web.proc.log_path, "sock": started.sock.proc.log_path, "local": started.gateway.log_path}
+        yield Stack(started.gateway.url, logs)
 
 
 class WsClient:
