@@ -31,7 +31,7 @@ from app.jsonrpc import ErrorCode, GatewayError, Message, error_response, is_res
 from app.protocol import negotiate
 from app.ratelimit import RateLimiter
 from app.routing import PROMPT, RESOURCE, TEMPLATE, TOOL, Namespace, Router
-from app.state import SessionRecord, StateStore
+from app.state import SessionRecord, StateStore, UpstreamBinding
 from app.upstreams import Upstreams
 
 log = logging.getLogger("mcp_gateway")
@@ -106,8 +106,8 @@ class Gateway:
         self.limiter = RateLimiter.from_config(config)
         self.health_checks = HealthChecker(self.backends, config.health_checks)
         self.upstreams = Upstreams(store, config.replica_down_seconds, on_bound=self._attach_streams)
-        #: Standalone streams open on this replica: session id -> attach(namespace).
-        self._followers: dict[str, Callable[[str], Awaitable[None]]] = {}
+        #: Standalone streams open on this replica: session id -> attach(namespace, binding).
+        self._followers: dict[str, Callable[[str, UpstreamBinding | None], Awaitable[None]]] = {}
         self.ready = False
         self._in_flight: dict[tuple[str, Any], str] = {}
         only = self.router.single
@@ -502,14 +502,15 @@ class Gateway:
                 if event.message is not None or event.event_id is not None:
                     yield event
 
-    async def _attach_streams(self, session_id: str, namespace: str) -> None:
+    async def _attach_streams(self, session_id: str, namespace: str, binding: UpstreamBinding) -> None:
         attach = self._followers.get(session_id)
         if attach is not None:
-            await attach(namespace)
+            await attach(namespace, binding)
 
     async def _standalone(self, record: SessionRecord) -> AsyncIterator[Event]:
         queue: asyncio.Queue[Event] = asyncio.Queue(256)
         pumps: dict[str, asyncio.Task[None]] = {}
+        followed: dict[str, UpstreamBinding] = {}
         connected: dict[str, asyncio.Event] = {}
         inbox = self.hub.subscribe(record.id)
 
@@ -521,9 +522,16 @@ class Gateway:
                     await queue.put(event)
             connected[ns.name].set()
 
-        async def attach(name: str) -> None:
-            """Follow the upstream session of `name`; wait (briefly) until its stream is open."""
-            if name not in pumps and name in self.namespaces and name in record.upstreams:
+        async def attach(name: str, binding: UpstreamBinding | None = None) -> None:
+            """Follow the upstream session of `name` (the new `binding`, else the one the record
+            holds, replacing a stream that follows an older one); wait (briefly) until it is open."""
+            if binding is not None:
+                record.upstreams[name] = binding
+            current = record.upstreams.get(name)
+            if current is not None and name in self.namespaces and followed.get(name) != current:
+                if name in pumps:
+                    pumps[name].cancel()
+                followed[name] = current
                 connected[name] = asyncio.Event()
                 pumps[name] = asyncio.create_task(pump(self.namespaces[name]))
             if name in connected:

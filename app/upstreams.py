@@ -27,7 +27,7 @@ from app.state import SessionRecord, StateStore, UpstreamBinding
 
 log = logging.getLogger("mcp_gateway.upstreams")
 
-OnBound = Callable[[str, str], Awaitable[None]]
+OnBound = Callable[[str, str, UpstreamBinding], Awaitable[None]]
 
 #: Requests that only read, so sending one again is harmless: a failure of the backend before
 #: any answer retries once on another replica. `tools/call` is never among them.
@@ -50,7 +50,8 @@ class Upstreams:
         self.store = store
         self.down_seconds = down_seconds
         #: Awaited whenever a session gets a new upstream session, before the first request goes
-        #: there, so a standalone stream can attach to it and miss nothing the backend sends.
+        #: there, so a standalone stream can attach to it and miss nothing the backend sends. It
+        #: is given the binding: the stream's own copy of the session record predates it.
         self.on_bound = on_bound
         self._background = BackgroundTasks()
 
@@ -171,7 +172,7 @@ class Upstreams:
                     self._background.spawn(old.end_session(current.session_id, current.protocol_version))
             record.upstreams[ns.name] = fresh
             if self.on_bound is not None:
-                await self.on_bound(record.id, ns.name)
+                await self.on_bound(record.id, ns.name, fresh)
         except BaseException:
             permit.release()
             raise
