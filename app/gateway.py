@@ -184,7 +184,8 @@ class Gateway:
         version = negotiate(params.get("protocolVersion"))
         record = SessionRecord(
             id=new_session_id(),
-            principal=ctx.principal.subject,
+            principal=ctx.principal.identity,
+            subject=ctx.principal.subject,
             protocol_version=version,
             client_info=params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {},
             client_capabilities=params.get("capabilities") if isinstance(params.get("capabilities"), dict) else {},
@@ -205,7 +206,7 @@ class Gateway:
         """The caller's session. Another principal's session id is answered exactly like an unknown
         one (404), so ids cannot be probed, and the attempt is logged."""
         record = await self.store.get_session(session_id)
-        if record is not None and record.principal != ctx.principal.subject:
+        if record is not None and record.principal != ctx.principal.identity:
             telemetry.auth_attempt("session", "failure")
             log.warning(
                 "session presented by another principal",

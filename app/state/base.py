@@ -32,8 +32,11 @@ class SessionRecord:
     """One client's MCP session, as any replica needs it to continue the conversation."""
 
     id: str
+    #: The owner's full identity (`Principal.identity`): only it may continue the session.
     principal: str
     protocol_version: str
+    #: The owner's subject, as telemetry shows the caller.
+    subject: str = ""
     client_info: dict[str, Any] = field(default_factory=dict)
     client_capabilities: dict[str, Any] = field(default_factory=dict)
     created_at: float = field(default_factory=time.time)
@@ -43,6 +46,7 @@ class SessionRecord:
     def to_fields(self) -> dict[str, str]:
         fields = {
             "principal": self.principal,
+            "subject": self.subject,
             "protocol_version": self.protocol_version,
             "client_info": orjson.dumps(self.client_info).decode(),
             "client_capabilities": orjson.dumps(self.client_capabilities).decode(),
@@ -58,6 +62,7 @@ class SessionRecord:
             id=session_id,
             principal=fields["principal"],
             protocol_version=fields["protocol_version"],
+            subject=fields.get("subject", ""),
             client_info=orjson.loads(fields.get("client_info", "{}")),
             client_capabilities=orjson.loads(fields.get("client_capabilities", "{}")),
             created_at=float(fields.get("created_at", "0")),
