@@ -16,6 +16,8 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from app import __version__, telemetry
 from app.aggregate import LISTS, ListKind, aggregate, expose_items, page_result
 from app.auth import ANONYMOUS, Authenticator, Principal
@@ -47,6 +49,11 @@ CLIENT_CAPABILITY = {"sampling/createMessage": "sampling", "elicitation/create":
 #: Requests routed to one namespace, and how to find it: by name (kind) or by URI.
 ROUTED_BY_NAME = {"tools/call": TOOL, "prompts/get": PROMPT}
 ROUTED_BY_URI = ("resources/read", "resources/subscribe", "resources/unsubscribe")
+#: What the session keeps of the client's `clientInfo` (forwarded to backends in their handshake).
+CLIENT_INFO_FIELDS = ("name", "title", "version")
+#: Bound on each of `clientInfo` (as kept) and `capabilities`, serialized: both are stored for the
+#: session's lifetime and read back on every request.
+MAX_CLIENT_METADATA_BYTES = 8192
 #: Every server gets these capabilities advertised; backends' own are merged in.
 BASE_CAPABILITIES: dict[str, Any] = {
     "tools": {"listChanged": True},
@@ -77,6 +84,25 @@ class RequestContext:
 def new_session_id() -> str:
     """Unguessable, URL- and header-safe (visible ASCII as the specification requires)."""
     return secrets.token_urlsafe(24)
+
+
+def _bounded(name: str, value: dict[str, Any]) -> dict[str, Any]:
+    size = len(orjson.dumps(value))
+    if size > MAX_CLIENT_METADATA_BYTES:
+        raise GatewayError(
+            ErrorCode.INVALID_PARAMS,
+            f"Invalid params: initialize {name} is {size} bytes serialized; at most {MAX_CLIENT_METADATA_BYTES} are accepted",
+        )
+    return value
+
+
+def client_metadata(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The `clientInfo` (only the fields the gateway passes on) and `capabilities` a session keeps,
+    each refused with -32602 when over MAX_CLIENT_METADATA_BYTES."""
+    info = params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {}
+    capabilities = params.get("capabilities") if isinstance(params.get("capabilities"), dict) else {}
+    kept = {key: info[key] for key in CLIENT_INFO_FIELDS if isinstance(info.get(key), str)}
+    return _bounded("clientInfo", kept), _bounded("capabilities", capabilities)
 
 
 def _merge(into: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -182,13 +208,14 @@ class Gateway:
         await self.rate_limit(ctx)
         params = message.get("params") or {}
         version = negotiate(params.get("protocolVersion"))
+        client_info, client_capabilities = client_metadata(params)
         record = SessionRecord(
             id=new_session_id(),
             principal=ctx.principal.identity,
             subject=ctx.principal.subject,
             protocol_version=version,
-            client_info=params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {},
-            client_capabilities=params.get("capabilities") if isinstance(params.get("capabilities"), dict) else {},
+            client_info=client_info,
+            client_capabilities=client_capabilities,
         )
         with telemetry.span(telemetry.SESSION_CREATE, session_id=record.id, user=ctx.principal):
             await self.store.create_session(record)

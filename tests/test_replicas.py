@@ -48,6 +48,17 @@ def test_a_session_started_on_one_replica_continues_on_another(replicas: tuple[G
     assert stored_session(redis_url, on_first.session_id or "")["up:web"] == binding
 
 
+def test_only_what_the_gateway_needs_of_initialize_is_stored(replicas: tuple[GatewayProc, GatewayProc], redis_url: str) -> None:
+    first, _ = replicas
+    session = RawSession(first.url)
+    client_info = {"name": "host", "title": "Host", "version": "1", "description": "d" * 2000, "icons": [{"src": "data:image/png;base64," + "A" * 4000}]}
+    body = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {"sampling": {}}, "clientInfo": client_info}}
+    response = session.post(body)
+    stored = stored_session(redis_url, response.headers["mcp-session-id"])
+    assert orjson.loads(stored["client_info"]) == {"name": "host", "title": "Host", "version": "1"}
+    assert orjson.loads(stored["client_capabilities"]) == {"sampling": {}}
+
+
 def test_delete_on_one_replica_ends_the_session_everywhere(replicas: tuple[GatewayProc, GatewayProc]) -> None:
     first, second = replicas
     on_first = RawSession(first.url)
