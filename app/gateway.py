@@ -248,6 +248,14 @@ class Gateway:
             )
         return record
 
+    async def keep_alive(self, record: SessionRecord) -> None:
+        """Refresh a connection-bound session's stored record, writing it back from the
+        connection's own copy when the store lost it (Redis restarted empty): a WebSocket cannot
+        send `initialize` again, so its connection is the session's source of truth."""
+        if await self.store.get_session(record.id) is None:
+            log.warning("session record lost by the store; restored from its connection", extra={"session_id": record.id})
+            await self.store.create_session(record)
+
     async def end_session(self, record: SessionRecord) -> None:
         removed = await self.store.delete_session(record.id)
         telemetry.instruments().session_ended(time.time() - (removed or record).created_at)
