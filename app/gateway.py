@@ -26,6 +26,7 @@ from app.backends.multiplexed import BROADCAST_METHODS, GATEWAY_HANDSHAKE, Multi
 from app.breaker import install as install_breakers
 from app.config import GatewayConfig
 from app.drain import Drain
+from app.expiry import ExpirySweeper
 from app.transports.client import ClientResolver
 from app.health_checks import HealthChecker
 from app.hub import Hub
@@ -132,6 +133,7 @@ class Gateway:
         self.limiter = RateLimiter.from_config(config)
         self.health_checks = HealthChecker(self.backends, config.health_checks)
         self.upstreams = Upstreams(store, config.replica_down_seconds, on_bound=self._attach_streams)
+        self.expiry = ExpirySweeper(store, self._ended)
         #: Standalone streams open on this replica: session id -> attach(namespace, binding).
         self._followers: dict[str, Callable[[str, UpstreamBinding | None], Awaitable[None]]] = {}
         self.ready = False
@@ -157,6 +159,7 @@ class Gateway:
         await asyncio.gather(*(b.start() for b in self.backends))
         await asyncio.gather(*(self._discover(ns, discovery_timeout) for ns in self.namespaces.values()))
         self.health_checks.start()
+        self.expiry.start()
         self.ready = True
 
     async def _discover(self, ns: Namespace, timeout: float) -> None:
@@ -171,6 +174,7 @@ class Gateway:
             log.warning("backend discovery failed: %s", exc, extra={"namespace": ns.name, "backend": backend.name})
 
     async def close(self) -> None:
+        await self.expiry.close()
         await self.health_checks.close()
         await asyncio.gather(*(b.close() for b in self.backends), return_exceptions=True)
         await self.limiter.close()
@@ -217,8 +221,9 @@ class Gateway:
             client_info=client_info,
             client_capabilities=client_capabilities,
         )
+        limit = self.config.max_sessions_per_principal if ctx.principal.kind != ANONYMOUS.kind else 0
         with telemetry.span(telemetry.SESSION_CREATE, session_id=record.id, user=ctx.principal):
-            await self.store.create_session(record)
+            await self.store.create_session(record, limit)
         scope.set_session(record.id)
         result: dict[str, Any] = {
             "protocolVersion": version,
@@ -258,8 +263,12 @@ class Gateway:
 
     async def end_session(self, record: SessionRecord) -> None:
         removed = await self.store.delete_session(record.id)
-        telemetry.instruments().session_ended(time.time() - (removed or record).created_at)
-        await self.upstreams.end(removed or record, self.namespaces)
+        await self._ended(removed or record)
+
+    async def _ended(self, record: SessionRecord) -> None:
+        """A session ended (DELETE, its WebSocket closed, or it expired): so do its upstream sessions."""
+        telemetry.instruments().session_ended(time.time() - record.created_at)
+        await self.upstreams.end(record, self.namespaces)
 
     # -- requests -----------------------------------------------------------------------------
     def handle_request(self, ctx: RequestContext, record: SessionRecord, message: Message) -> AsyncIterator[Event]:
