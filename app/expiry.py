@@ -48,6 +48,8 @@ class ExpirySweeper:
                 await self.sweep()
             except GatewayError as exc:  # The store is unreachable: the next sweep tries again.
                 log.info("session expiry sweep skipped: %s", exc.message)
+            except Exception as exc:  # A bad record must not stop every later sweep.
+                log.warning("session expiry sweep failed: %s", type(exc).__name__)
 
     async def sweep(self) -> int:
         """End every session that has expired; return how many."""

@@ -5,7 +5,7 @@ Every test runs with the sessions in memory and in Redis."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,10 @@ def capped(state: dict[str, Any], web: Backend, cap: int) -> dict[str, Any]:
 
 def test_a_principal_over_its_session_cap_is_refused_and_others_are_not(state: dict[str, Any], web: Backend, tmp_path: Path, gateways: list[GatewayProc]) -> None:
     gateway = start(capped(state, web, 2), tmp_path, gateways)
-    alice: Callable[[], KeySession] = lambda: KeySession(gateway.url, KEYS["alice"])  # noqa: E731
+
+    def alice() -> KeySession:
+        return KeySession(gateway.url, KEYS["alice"])
+
     first, second = alice(), alice()
     first.initialize()
     second.initialize()
