@@ -77,6 +77,15 @@ end
 return ARGV[2]
 """
 
+# Overwrite a binding only while the session exists (EXISTS then HSET from the client could
+# recreate a just-deleted session as a hash without a TTL).
+_REPLACE_IF_EXISTS = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+return 0
+"""
+
 
 T = TypeVar("T")
 
@@ -136,6 +145,7 @@ class RedisStore(StateStore):
             max_connections=256,
         )
         self._bind = self.client.register_script(_BIND_IF_EXISTS)
+        self._replace = self.client.register_script(_REPLACE_IF_EXISTS)
         self._create = self.client.register_script(_CREATE)
         self._get = self.client.register_script(_GET)
         self._claim = self.client.register_script(_CLAIM)
@@ -169,9 +179,7 @@ class RedisStore(StateStore):
     @_unavailable_as_503
     @redis_operation("replace_upstream")
     async def replace_upstream(self, session_id: str, namespace: str, binding: UpstreamBinding) -> None:
-        key = _session_key(session_id)
-        if await self.client.exists(key):
-            await self.client.hset(key, f"up:{namespace}", binding.encode())
+        await self._replace(keys=[_session_key(session_id)], args=[f"up:{namespace}", binding.encode()])
 
     @_unavailable_as_503
     @redis_operation("delete_session")
