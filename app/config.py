@@ -189,6 +189,9 @@ class GatewayConfig(_Strict):
     redis_url: str | None = None
     tool_separator: Annotated[str, Field(min_length=1, max_length=8)] = "__"
     session_ttl_seconds: Annotated[int, Field(ge=10)] = 3600
+    #: Live sessions one authenticated principal may hold; a further `initialize` is refused
+    #: (-32029, HTTP 429). 0: no cap. Anonymous callers (auth off) share one identity: not capped.
+    max_sessions_per_principal: Annotated[int, Field(ge=0)] = 100
     max_body_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
     #: Request head bounds, enforced before anything reads the request (app/transports/head.py):
     #: a larger head or more fields get 431, a head not complete in time 408.

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import orjson
+
 from app import __version__, telemetry
 from app.aggregate import LISTS, ListKind, aggregate, expose_items, page_result
 from app.auth import ANONYMOUS, Authenticator, Principal
@@ -26,6 +28,7 @@ from app.backends.multiplexed import BROADCAST_METHODS, GATEWAY_HANDSHAKE, Multi
 from app.breaker import install as install_breakers
 from app.config import GatewayConfig
 from app.drain import Drain
+from app.expiry import ExpirySweeper
 from app.transports.client import ClientResolver
 from app.health_checks import HealthChecker
 from app.hub import Hub
@@ -33,7 +36,7 @@ from app.jsonrpc import ErrorCode, GatewayError, Message, RequestId, error_respo
 from app.protocol import LOG_LEVELS, check_params, negotiate
 from app.ratelimit import RateLimiter
 from app.routing import PROMPT, RESOURCE, TEMPLATE, TOOL, Namespace, Router
-from app.state import SessionRecord, StateStore
+from app.state import SessionRecord, StateStore, UpstreamBinding
 from app.upstreams import Upstreams
 
 log = logging.getLogger("mcp_gateway")
@@ -49,6 +52,11 @@ CLIENT_CAPABILITY = {"sampling/createMessage": "sampling", "elicitation/create":
 #: Requests routed to one namespace, and how to find it: by name (kind) or by URI.
 ROUTED_BY_NAME = {"tools/call": TOOL, "prompts/get": PROMPT}
 ROUTED_BY_URI = ("resources/read", "resources/subscribe", "resources/unsubscribe")
+#: What the session keeps of the client's `clientInfo` (forwarded to backends in their handshake).
+CLIENT_INFO_FIELDS = ("name", "title", "version")
+#: Bound on each of `clientInfo` (as kept) and `capabilities`, serialized: both are stored for the
+#: session's lifetime and read back on every request.
+MAX_CLIENT_METADATA_BYTES = 8192
 #: Every server gets these capabilities advertised; backends' own are merged in.
 BASE_CAPABILITIES: dict[str, Any] = {
     "tools": {"listChanged": True},
@@ -87,6 +95,25 @@ def new_session_id() -> str:
     return secrets.token_urlsafe(24)
 
 
+def _bounded(name: str, value: dict[str, Any]) -> dict[str, Any]:
+    size = len(orjson.dumps(value))
+    if size > MAX_CLIENT_METADATA_BYTES:
+        raise GatewayError(
+            ErrorCode.INVALID_PARAMS,
+            f"Invalid params: initialize {name} is {size} bytes serialized; at most {MAX_CLIENT_METADATA_BYTES} are accepted",
+        )
+    return value
+
+
+def client_metadata(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The `clientInfo` (only the fields the gateway passes on) and `capabilities` a session keeps,
+    each refused with -32602 when over MAX_CLIENT_METADATA_BYTES."""
+    info = params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {}
+    capabilities = params.get("capabilities") if isinstance(params.get("capabilities"), dict) else {}
+    kept = {key: info[key] for key in CLIENT_INFO_FIELDS if isinstance(info.get(key), str)}
+    return _bounded("clientInfo", kept), _bounded("capabilities", capabilities)
+
+
 def _merge(into: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(into.get(key), dict):
@@ -114,8 +141,9 @@ class Gateway:
         self.limiter = RateLimiter.from_config(config)
         self.health_checks = HealthChecker(self.backends, config.health_checks)
         self.upstreams = Upstreams(store, config.replica_down_seconds, on_bound=self._attach_streams)
-        #: Standalone streams open on this replica: session id -> attach(namespace).
-        self._followers: dict[str, Callable[[str], Awaitable[None]]] = {}
+        self.expiry = ExpirySweeper(store, self._ended)
+        #: Standalone streams open on this replica: session id -> attach(namespace, binding).
+        self._followers: dict[str, Callable[[str, UpstreamBinding | None], Awaitable[None]]] = {}
         self.ready = False
         #: Requests being answered on this replica, by (session id, request id). A second request
         #: with the same id in the same session is refused.
@@ -148,6 +176,7 @@ class Gateway:
         await asyncio.gather(*(b.start() for b in self.backends))
         await asyncio.gather(*(self._discover(ns, discovery_timeout) for ns in self.namespaces.values()))
         self.health_checks.start()
+        self.expiry.start()
         self.ready = True
 
     async def _discover(self, ns: Namespace, timeout: float) -> None:
@@ -162,6 +191,7 @@ class Gateway:
             log.warning("backend discovery failed: %s", exc, extra={"namespace": ns.name, "backend": backend.name})
 
     async def close(self) -> None:
+        await self.expiry.close()
         await self.health_checks.close()
         await asyncio.gather(*(b.close() for b in self.backends), return_exceptions=True)
         await self.limiter.close()
@@ -200,15 +230,18 @@ class Gateway:
         await self.rate_limit(ctx)
         params = message.get("params") or {}
         version = negotiate(params.get("protocolVersion"))
+        client_info, client_capabilities = client_metadata(params)
         record = SessionRecord(
             id=new_session_id(),
-            principal=ctx.principal.subject,
+            principal=ctx.principal.identity,
+            subject=ctx.principal.subject,
             protocol_version=version,
-            client_info=params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {},
-            client_capabilities=params.get("capabilities") if isinstance(params.get("capabilities"), dict) else {},
+            client_info=client_info,
+            client_capabilities=client_capabilities,
         )
+        limit = self.config.max_sessions_per_principal if ctx.principal.kind != ANONYMOUS.kind else 0
         with telemetry.span(telemetry.SESSION_CREATE, session_id=record.id, user=ctx.principal):
-            await self.store.create_session(record)
+            await self.store.create_session(record, limit)
         scope.set_session(record.id)
         result: dict[str, Any] = {
             "protocolVersion": version,
@@ -223,7 +256,7 @@ class Gateway:
         """The caller's session. Another principal's session id is answered exactly like an unknown
         one (404), so ids cannot be probed, and the attempt is logged."""
         record = await self.store.get_session(session_id)
-        if record is not None and record.principal != ctx.principal.subject:
+        if record is not None and record.principal != ctx.principal.identity:
             telemetry.auth_attempt("session", "failure")
             log.warning(
                 "session presented by another principal",
@@ -238,11 +271,23 @@ class Gateway:
             )
         return record
 
+    async def keep_alive(self, record: SessionRecord) -> None:
+        """Refresh a connection-bound session's stored record, writing it back from the
+        connection's own copy when the store lost it (Redis restarted empty): a WebSocket cannot
+        send `initialize` again, so its connection is the session's source of truth."""
+        if await self.store.get_session(record.id) is None:
+            log.warning("session record lost by the store; restored from its connection", extra={"session_id": record.id})
+            await self.store.create_session(record)
+
     async def end_session(self, record: SessionRecord) -> None:
         removed = await self.store.delete_session(record.id)
+        await self._ended(removed or record)
+
+    async def _ended(self, record: SessionRecord) -> None:
+        """A session ended (DELETE, its WebSocket closed, or it expired): so do its upstream sessions."""
         self._log_levels.pop(record.id, None)
-        telemetry.instruments().session_ended(time.time() - (removed or record).created_at)
-        await self.upstreams.end(removed or record, self.namespaces)
+        telemetry.instruments().session_ended(time.time() - record.created_at)
+        await self.upstreams.end(record, self.namespaces)
 
     # -- requests -----------------------------------------------------------------------------
     def handle_request(self, ctx: RequestContext, record: SessionRecord, message: Message) -> AsyncIterator[Event]:
@@ -596,14 +641,15 @@ class Gateway:
                 if event.message is not None or event.event_id is not None:
                     yield event
 
-    async def _attach_streams(self, session_id: str, namespace: str) -> None:
+    async def _attach_streams(self, session_id: str, namespace: str, binding: UpstreamBinding) -> None:
         attach = self._followers.get(session_id)
         if attach is not None:
-            await attach(namespace)
+            await attach(namespace, binding)
 
     async def _standalone(self, record: SessionRecord, can_read: Callable[[str], bool]) -> AsyncIterator[Event]:
         queue: asyncio.Queue[Event] = asyncio.Queue(256)
         pumps: dict[str, asyncio.Task[None]] = {}
+        followed: dict[str, UpstreamBinding] = {}
         connected: dict[str, asyncio.Event] = {}
         inbox = self.hub.subscribe(record.id, can_read)
 
@@ -615,9 +661,16 @@ class Gateway:
                     await queue.put(event)
             connected[ns.name].set()
 
-        async def attach(name: str) -> None:
-            """Follow the upstream session of `name`; wait (briefly) until its stream is open."""
-            if name not in pumps and name in self.namespaces and name in record.upstreams:
+        async def attach(name: str, binding: UpstreamBinding | None = None) -> None:
+            """Follow the upstream session of `name` (the new `binding`, else the one the record
+            holds, replacing a stream that follows an older one); wait (briefly) until it is open."""
+            if binding is not None:
+                record.upstreams[name] = binding
+            current = record.upstreams.get(name)
+            if current is not None and name in self.namespaces and followed.get(name) != current:
+                if name in pumps:
+                    pumps[name].cancel()
+                followed[name] = current
                 connected[name] = asyncio.Event()
                 pumps[name] = asyncio.create_task(pump(self.namespaces[name]))
             if name in connected:

@@ -139,9 +139,9 @@ class RateLimiter:
         if self.per_ip is not None and client_address:
             budgets.append(_Budget("client address", self.settings.per_ip or "", self.per_ip, ("ip", client_address)))
         if self.per_principal is not None and authenticated:
-            budgets.append(_Budget("principal", self.settings.per_principal or "", self.per_principal, ("principal", principal.subject)))
+            budgets.append(_Budget("principal", self.settings.per_principal or "", self.per_principal, ("principal", principal.identity)))
         if namespace is not None and namespace in self.per_namespace:
-            caller = ("principal", principal.subject) if authenticated else ("ip", client_address or "unknown")
+            caller = ("principal", principal.identity) if authenticated else ("ip", client_address or "unknown")
             budgets.append(
                 _Budget(f"caller in namespace '{namespace}'", self.settings.namespaces[namespace], self.per_namespace[namespace], ("ns", namespace, *caller))
             )

@@ -27,7 +27,7 @@ from app.state import SessionRecord, StateStore, UpstreamBinding
 
 log = logging.getLogger("mcp_gateway.upstreams")
 
-OnBound = Callable[[str, str], Awaitable[None]]
+OnBound = Callable[[str, str, UpstreamBinding], Awaitable[None]]
 
 #: Requests that only read, so sending one again is harmless: a failure of the backend before
 #: any answer retries once on another replica. `tools/call` is never among them.
@@ -50,7 +50,8 @@ class Upstreams:
         self.store = store
         self.down_seconds = down_seconds
         #: Awaited whenever a session gets a new upstream session, before the first request goes
-        #: there, so a standalone stream can attach to it and miss nothing the backend sends.
+        #: there, so a standalone stream can attach to it and miss nothing the backend sends. It
+        #: is given the binding: the stream's own copy of the session record predates it.
         self.on_bound = on_bound
         self._background = BackgroundTasks()
 
@@ -108,13 +109,13 @@ class Upstreams:
         handshake = Handshake(record.protocol_version, record.client_capabilities, record.client_info)
         tried: set[str] = set()
         last: BackendFailure | None = None
-        while (admitted := self._admit(ns, avoid, tried, record.principal)) is not None:
+        while (admitted := self._admit(ns, avoid, tried, record.subject)) is not None:
             backend, permit = admitted
             tried.add(backend.name)
             try:
                 opened = await backend.open_session(handshake, headers)
             except BackendFailure as failure:
-                self._record(backend, permit, failure, record.principal)
+                self._record(backend, permit, failure, record.subject)
                 if not (failure.connect or failure.trips):
                     raise  # The backend answered and refused: another replica would too.
                 if failure.connect:
@@ -141,7 +142,7 @@ class Upstreams:
         if current is not None and current != stale:
             backend = ns.backend(current.backend)
             if backend is not None and (backend.available or len(ns.backends) == 1):
-                permit = self._allow(backend, record.principal)
+                permit = self._allow(backend, record.subject)
                 if permit is not None:
                     return backend, current, permit
                 if not any(b.breaker.allows() for b in ns.backends if b is not backend):
@@ -159,7 +160,7 @@ class Upstreams:
                     chosen = ns.backend(winner.backend) or backend
                     if chosen is not backend:
                         permit.release()
-                        other = self._allow(chosen, record.principal)
+                        other = self._allow(chosen, record.subject)
                         if other is None:
                             raise self.circuit_open(ns)
                         backend, permit = chosen, other
@@ -171,7 +172,7 @@ class Upstreams:
                     self._background.spawn(old.end_session(current.session_id, current.protocol_version))
             record.upstreams[ns.name] = fresh
             if self.on_bound is not None:
-                await self.on_bound(record.id, ns.name)
+                await self.on_bound(record.id, ns.name, fresh)
         except BaseException:
             permit.release()
             raise
@@ -188,7 +189,7 @@ class Upstreams:
         request_id = message.get("id")
         method = message.get("method")
         read_only = method in RETRYABLE_READS
-        user = record.principal
+        user = record.subject
         while True:
             backend, binding, permit = await self._binding(record, ns, headers, stale)
             backend.in_flight += 1

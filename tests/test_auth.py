@@ -153,6 +153,17 @@ def test_another_principals_session_is_not_found(secured: GatewayProc) -> None:
     assert "session presented by another principal" in secured.read_log()
 
 
+def test_a_jwt_with_an_api_keys_subject_does_not_own_its_sessions(secured: GatewayProc) -> None:
+    """Identity is the credential type and issuer as well as the subject: a token whose `sub`
+    merely equals an API key's subject is another principal."""
+    bot = AuthSession(secured.url, API_KEY)
+    bot.initialize()
+    impostor = AuthSession(secured.url, hs256("ci-bot"), session_id=bot.session_id)
+    assert impostor.request("tools/list").status_code == 404
+    assert impostor.client.delete(impostor.url, headers=impostor.headers()).status_code == 404
+    assert bot.call("ping")["result"] == {}
+
+
 def test_a_disallowed_origin_is_refused_even_with_a_valid_token(secured: GatewayProc) -> None:
     session = AuthSession(secured.url, hs256())
     session.initialize()

@@ -141,6 +141,27 @@ def test_principals_have_their_own_budgets_and_the_gauge_shows_what_is_left(gate
     assert metric(metrics_port, "mcp_gateway_rate_limit_remaining", user="alice") == 0
 
 
+def test_a_jwt_with_an_api_keys_subject_has_a_budget_of_its_own(gateway: Callable[..., GatewayProc]) -> None:
+    """The principal budget belongs to the full identity (credential type, issuer, subject)."""
+    import jwt
+
+    key, secret = "key-bot-0123456789abcdef0123456789ab", "test-secret-that-is-long-enough-for-hs256"
+    config = limited(per_principal="2/day", per_ip="100/day")
+    config["auth"] = {
+        "mode": ["jwt", "api_key"],
+        "jwt": {"algorithms": ["HS256"], "secret_env": "TEST_JWT_SECRET"},
+        "api_keys": [{"sha256": hashlib.sha256(key.encode()).hexdigest(), "subject": "bot"}],
+    }
+    gw = gateway(config, {"TEST_JWT_SECRET": secret})
+    token = jwt.encode({"sub": "bot", "scope": "mcp:*", "exp": int(time.time()) + 300}, secret, algorithm="HS256")
+    by_key, by_token = KeySession(gw.url, key), KeySession(gw.url, token)
+    by_key.initialize()
+    assert by_key.call("ping")["result"] == {}
+    assert_rate_limited(by_key.request("ping"), "principal")
+    by_token.initialize()
+    assert by_token.call("ping")["result"] == {}
+
+
 # -- WebSocket -----------------------------------------------------------------------------------------
 
 

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 import yaml
 
 from tests.support import ManagedProcess, RedisServer, free_port, http_status, start_gateway, stdio_command, wait_until
 from tests.support.gateway import REPO_ROOT
 from tests.support.mcp_http import RawSession
+from tests.support.mcp_ws import WsSession
 
 
 def test_requests_needing_session_state_get_503_and_everything_recovers(redis_server: RedisServer, redis_url: str, tmp_path: Path) -> None:
@@ -106,3 +108,38 @@ def test_a_redis_unreachable_at_start_up_is_waited_for(tmp_path: Path) -> None:
             later.stop()
     finally:
         proc.stop()
+
+
+def test_an_open_websocket_restores_its_session_after_redis_restarts(redis_server: RedisServer, redis_url: str, tmp_path: Path) -> None:
+    """The connection is the session: it cannot send `initialize` again, so when the stored record
+    vanished with Redis the WebSocket edge writes it back from what the connection knows."""
+    gateway = start_gateway(
+        {"redis_url": redis_url, "session_ttl_seconds": 10, "namespaces": {"n": {"backends": [{"name": "n-1", "command": stdio_command("n")}]}}},
+        tmp_path,
+    )
+    echo = {"name": "n__echo", "arguments": {"text": "still here"}}
+    try:
+        with WsSession(gateway.url.replace("http://", "ws://") + "/ws") as ws:
+            ws.initialize()
+            assert ws.call("tools/call", echo)["result"]["content"][0]["text"] == "still here"
+            store = redis.Redis.from_url(redis_url, decode_responses=True)
+            key = next(iter(store.scan_iter("mcpgw:s:*")))
+            store.close()
+            redis_server.stop()
+            redis_server.start()
+            wait_until(lambda: http_status(f"{gateway.url}/readyz") == 200, timeout=15, message="/readyz did not recover")
+            store = redis.Redis.from_url(redis_url, decode_responses=True)
+
+            def answered_and_restored() -> bool:
+                answer = ws.call("tools/call", echo)
+                assert answer.get("result", {}).get("content", [{}])[0].get("text") == "still here", answer
+                return bool(store.exists(key))
+
+            # The connection refreshes its record every third of the TTL: within ~4 s.
+            wait_until(answered_and_restored, timeout=15, message="the session record was not restored")
+            stored = store.hgetall(key)
+            store.close()
+            assert stored["protocol_version"] == "2025-11-25" and stored["client_info"] == '{"name":"ws","version":"1"}'
+            assert ws.call("ping")["result"] == {}
+    finally:
+        gateway.proc.stop()

@@ -14,29 +14,50 @@ from mcp import ClientSession, types
 from mcp.client.streamable_http import streamablehttp_client
 from mcp.shared.context import RequestContext
 
-from tests.support import start_backend, start_gateway, stdio_command
+from tests.support import Backend, RedisServer, start_backend, start_gateway, stdio_command
 
 TRANSPORT_NAMESPACES = ("web", "sock", "local")  # Streamable HTTP, WebSocket, stdio
 
 
 @pytest.fixture(scope="module")
-def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    workdir = tmp_path_factory.mktemp("sdk")
-    web = start_backend("web", workdir, "http")
-    sock = start_backend("sock", workdir, "ws")
-    gateway = start_gateway(
-        {
-            "namespaces": {
-                "web": {"backends": [{"name": "web-1", "url": web.url}]},
-                "sock": {"backends": [{"name": "sock-1", "url": sock.url}]},
-                "local": {"backends": [{"name": "local-1", "command": stdio_command("local")}]},
-            }
-        },
-        workdir,
-    )
-    yield f"{gateway.url}/mcp"
-    for proc in (gateway.proc, web.proc, sock.proc):
+def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The three namespaces' backend configuration (one backend process per network transport)."""
+    workdir = tmp_path_factory.mktemp("sdk-backends")
+    web: Backend = start_backend("web", workdir, "http")
+    sock: Backend = start_backend("sock", workdir, "ws")
+    yield {
+        "web": {"backends": [{"name": "web-1", "url": web.url}]},
+        "sock": {"backends": [{"name": "sock-1", "url": sock.url}]},
+        "local": {"backends": [{"name": "local-1", "command": stdio_command("local")}]},
+    }
+    for proc in (web.proc, sock.proc):
         proc.stop()
+
+
+def _gateway(backends: dict[str, Any], workdir: Any, **settings: Any) -> Iterator[str]:
+    gateway = start_gateway({**settings, "namespaces": backends}, workdir)
+    yield f"{gateway.url}/mcp"
+    gateway.proc.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway_url(backends: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _gateway(backends, tmp_path_factory.mktemp("sdk"))
+
+
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def stateful_gateway_url(
+    request: pytest.FixtureRequest, backends: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The gateway with its sessions in memory, and with them in Redis (a stale copy of the
+    session record is invisible in memory, where every request shares one object)."""
+    if request.param == "memory":
+        yield request.getfixturevalue("gateway_url")
+        return
+    redis_server: RedisServer = request.getfixturevalue("redis_server")
+    if not redis_server.running:
+        redis_server.start()
+    yield from _gateway(backends, tmp_path_factory.mktemp("sdk-redis"), redis_url=redis_server.url)
 
 
 class Recorder:
@@ -118,11 +139,22 @@ async def test_progress_and_log_notifications_reach_the_client(gateway_url: str,
 
 
 @pytest.mark.parametrize("ns", TRANSPORT_NAMESPACES)
-async def test_server_to_client_requests_are_answered_by_the_client(gateway_url: str, ns: str) -> None:
-    async with connect(gateway_url) as session:
-        assert text(await session.call_tool(f"{ns}__sample", {"prompt": "hi"})) == "sampled:hi"
-        assert "forty-two" in text(await session.call_tool(f"{ns}__elicit", {"question": "meaning?"}))
-        assert "file:///workspace" in text(await session.call_tool(f"{ns}__roots", {}))
+async def test_server_to_client_requests_are_answered_by_the_client(stateful_gateway_url: str, ns: str) -> None:
+    """`sample` and `elicit` ask on the call's own stream, `roots` on the standalone (GET) stream."""
+    async with connect(stateful_gateway_url) as session:
+        with anyio.fail_after(20):
+            assert text(await session.call_tool(f"{ns}__sample", {"prompt": "hi"})) == "sampled:hi"
+            assert "forty-two" in text(await session.call_tool(f"{ns}__elicit", {"question": "meaning?"}))
+            assert "file:///workspace" in text(await session.call_tool(f"{ns}__roots", {}))
+
+
+@pytest.mark.parametrize("ns", TRANSPORT_NAMESPACES)
+async def test_a_request_on_the_standalone_stream_from_the_binding_call_arrives(stateful_gateway_url: str, ns: str) -> None:
+    """The call that opens the upstream session sends its server request on the GET stream: the
+    stream must follow the new upstream session before the backend sends it, not at its next poll."""
+    async with connect(stateful_gateway_url) as session:
+        with anyio.fail_after(20):
+            assert "file:///workspace" in text(await session.call_tool(f"{ns}__roots", {}))
 
 
 async def test_prompts_resources_and_completion_reach_their_namespace(gateway_url: str) -> None:

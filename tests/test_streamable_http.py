@@ -57,6 +57,21 @@ def test_unknown_client_version_is_answered_with_the_latest(stack: str) -> None:
     assert raw.post(body).json()["result"]["protocolVersion"] == "2025-11-25"
 
 
+def test_oversized_initialize_capabilities_are_invalid_params_and_nothing_is_stored(stack: str) -> None:
+    """What `initialize` declares is kept for the session's lifetime, so its size is capped."""
+    raw = RawSession(stack)
+    capabilities = {"experimental": {"padding": "x" * 20_000}}
+    body = {"jsonrpc": "2.0", "id": 7, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": capabilities, "clientInfo": {"name": "t", "version": "1"}}}
+    response = raw.post(body)
+    assert response.status_code == 200 and "mcp-session-id" not in response.headers
+    error = response.json()
+    assert error["id"] == 7 and error["error"]["code"] == -32602
+    assert "capabilities" in error["error"]["message"] and "8192" in error["error"]["message"]
+    huge_name = {**body, "params": {**body["params"], "capabilities": {}, "clientInfo": {"name": "n" * 20_000, "version": "1"}}}
+    assert raw.post(huge_name).json()["error"]["code"] == -32602
+    assert raw.initialize()["result"]["serverInfo"]["name"] == "mcp-gateway"
+
+
 def test_accept_must_offer_json_and_event_stream(session: RawSession) -> None:
     response = session.post({"jsonrpc": "2.0", "id": 5, "method": "ping"}, accept="application/json")
     assert response.status_code == 406

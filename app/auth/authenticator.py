@@ -103,7 +103,8 @@ class JwtVerifier:
         subject = claims.get(self.config.subject_claim)
         if not isinstance(subject, str) or not subject:
             raise AuthFailure(f"token lacks the '{self.config.subject_claim}' claim", "jwt")
-        return Principal(subject, _scopes(claims, self.config.scope_claim), "jwt")
+        issuer = claims.get("iss")
+        return Principal(subject, _scopes(claims, self.config.scope_claim), "jwt", issuer if isinstance(issuer, str) else None)
 
     async def close(self) -> None:
         if self.jwks is not None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+
+import orjson
 
 ALL = "mcp:*"
 
@@ -15,6 +18,15 @@ class Principal:
     subject: str
     scopes: frozenset[str]
     kind: str = "anonymous"
+    #: Who vouches for the subject: a JWT's `iss` (None for API keys and unsigned identities).
+    issuer: str | None = None
+
+    @cached_property
+    def identity(self) -> str:
+        """Who the caller is, unambiguously: credential type, issuer and subject. Sessions and
+        rate-limit budgets belong to it, so a JWT whose `sub` equals an API key's subject (or
+        another issuer's) is someone else. Metrics and logs show the subject alone."""
+        return orjson.dumps([self.kind, self.issuer, self.subject]).decode()
 
     def can_read(self, namespace: str) -> bool:
         return bool({ALL, f"mcp:{namespace}", f"mcp:{namespace}:read"} & self.scopes)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import abc
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from app.jsonrpc import ErrorCode, GatewayError
 
 
 @dataclass(frozen=True)
@@ -32,8 +35,11 @@ class SessionRecord:
     """One client's MCP session, as any replica needs it to continue the conversation."""
 
     id: str
+    #: The owner's full identity (`Principal.identity`): only it may continue the session.
     principal: str
     protocol_version: str
+    #: The owner's subject, as telemetry shows the caller.
+    subject: str = ""
     client_info: dict[str, Any] = field(default_factory=dict)
     client_capabilities: dict[str, Any] = field(default_factory=dict)
     created_at: float = field(default_factory=time.time)
@@ -43,6 +49,7 @@ class SessionRecord:
     def to_fields(self) -> dict[str, str]:
         fields = {
             "principal": self.principal,
+            "subject": self.subject,
             "protocol_version": self.protocol_version,
             "client_info": orjson.dumps(self.client_info).decode(),
             "client_capabilities": orjson.dumps(self.client_capabilities).decode(),
@@ -58,6 +65,7 @@ class SessionRecord:
             id=session_id,
             principal=fields["principal"],
             protocol_version=fields["protocol_version"],
+            subject=fields.get("subject", ""),
             client_info=orjson.loads(fields.get("client_info", "{}")),
             client_capabilities=orjson.loads(fields.get("client_capabilities", "{}")),
             created_at=float(fields.get("created_at", "0")),
@@ -69,6 +77,22 @@ class SessionRecord:
         )
 
 
+class SessionLimitReached(GatewayError):
+    """The principal already has its cap of live sessions: -32029 (HTTP 429) with the seconds
+    until the soonest of them expires, unless it is used again or ended first."""
+
+    def __init__(self, limit: int, seconds_left: float):
+        retry_after = max(1, math.ceil(seconds_left))
+        super().__init__(
+            ErrorCode.RATE_LIMITED,
+            f"Too many sessions: this principal has {limit} live sessions (max_sessions_per_principal); "
+            f"end one (HTTP DELETE) or retry in {retry_after}s",
+            data={"retryAfterSeconds": retry_after, "limit": limit, "scope": "sessions"},
+            http_status=429,
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
 class StateStore(abc.ABC):
     """Sessions with a sliding TTL, plus short-lived routing entries for server-to-client requests."""
 
@@ -76,7 +100,9 @@ class StateStore(abc.ABC):
         self.session_ttl = session_ttl
 
     @abc.abstractmethod
-    async def create_session(self, record: SessionRecord) -> None: ...
+    async def create_session(self, record: SessionRecord, limit: int = 0) -> None:
+        """Store a new session. With `limit`, raise SessionLimitReached (storing nothing) when its
+        principal already has that many live sessions."""
 
     @abc.abstractmethod
     async def get_session(self, session_id: str) -> SessionRecord | None:
@@ -96,6 +122,11 @@ class StateStore(abc.ABC):
 
     @abc.abstractmethod
     async def count_sessions(self) -> int: ...
+
+    @abc.abstractmethod
+    async def take_expired(self, limit: int) -> list[SessionRecord]:
+        """Remove up to `limit` expired sessions and return them, so their upstream sessions can be
+        ended; each expired session is returned to exactly one caller, on any replica."""
 
     @abc.abstractmethod
     async def put_pending(self, session_id: str, request_id: str, route: dict[str, Any], ttl: int) -> None:

@@ -147,7 +147,7 @@ class WebSocketConnection:
         now = time.monotonic()
         if now - self._touched > self.gateway.store.session_ttl / 3:
             self._touched = now
-            await self.gateway.session(self.ctx, record.id)
+            await self.gateway.keep_alive(record)
         return record
 
     async def _request(self, record: SessionRecord, message: Message) -> None:
