@@ -68,9 +68,6 @@ GUIDE_VERBATIM = {
     ("mcp-router-overview", "Error Rate"): ['rate(mcp_router_requests_total{status="error"}[5m])'],
     ("mcp-gateway", "Throughput"): ["sum(rate(mcp_gateway_requests_total[1m]))"],
     ("mcp-router-overview", "Response bytes per second"): ["sum(rate(mcp_router_response_size_bytes_sum[1m]))"],
-    ("mcp-gateway", "Error budget consumption"): [
-        '(1 - (sum(rate(mcp_gateway_requests_total{status="success"}[5m])) / sum(rate(mcp_gateway_requests_total[5m])))) * 100'
-    ],
     ("mcp-gateway", "Latency heatmap"): ["sum(rate(mcp_gateway_request_duration_seconds_bucket[5m])) by (le)"],
     ("mcp-gateway", "Methods usage"): ["topk(10, sum by (method) (rate(mcp_gateway_requests_total[1h])))"],
     ("mcp-gateway", "User activity"): ["topk(20, sum by (user) (rate(mcp_gateway_requests_total[1h])))"],
@@ -375,6 +372,25 @@ def test_latency_percentiles_panel_merges_every_instance(tmp_path: Path) -> None
     p95 = _expr("mcp-gateway", "Latency percentiles", "B")
     # Merged, 50 % of requests are <= 0.1 s; p95 lies at 0.1 + 0.9 * 0.9 = 0.91 s.
     _evaluate(tmp_path, series, [(f"round(1000 * ({p95}))", [("{}", 910)])])
+
+
+def test_error_budget_panels_leave_the_callers_mistakes_out(tmp_path: Path) -> None:
+    """990 answered, 10 failed by the service, 1000 of one caller's typos a minute: 1 % failed."""
+    labels = 'method="tools/call", namespace="github"'
+    series = {
+        f'mcp_gateway_requests_total{{instance="a", status="success", {labels}, user="alice"}}': "0+990x10",
+        f'mcp_gateway_requests_total{{instance="b", status="error", {labels}, user="alice"}}': "0+10x10",
+        f'mcp_gateway_requests_total{{instance="a", status="client_error", {labels}, user="mallory"}}': "0+1000x10",
+    }
+    _evaluate(
+        tmp_path,
+        series,
+        [
+            (f"round(100 * ({_expr('mcp-gateway', 'Error budget consumption')}))", [("{}", 100)]),
+            (f"round(100 * ({_expr('mcp-slo', 'Success rate (5m)')}))", [("{}", 9900)]),
+            (f"round(1000 * ({_expr('mcp-gateway', 'Errors by namespace and method', 'B')}))", [('{namespace="github", method="tools/call"}', 16667)]),
+        ],
+    )
 
 
 def test_connection_growth_panel_forecasts_the_total_across_gateways(tmp_path: Path) -> None:

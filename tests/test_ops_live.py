@@ -328,7 +328,8 @@ def test_the_traffic_of_every_kind_reached_prometheus(live: Live) -> None:
         "rate limit remaining per user": 'count(mcp_gateway_rate_limit_remaining{user=~"alice|bridge-client"}) == 2',
         "rate-limit refusals": 'sum(mcp_server_operation_duration_seconds_count{error_type="-32029"}) > 0',
         # A call refused by the namespace's limit counts under that namespace, not `_gateway`.
-        "rate-limit refusals under their namespace": 'sum(mcp_gateway_requests_total{namespace="metered", status="error"}) > 0',
+        # A refusal of the caller is its own doing: `client_error`, not an `error` of the service.
+        "rate-limit refusals under their namespace": 'sum(mcp_gateway_requests_total{namespace="metered", status="client_error"}) > 0',
         "breaker open": 'mcp_gateway_circuit_breaker_state{namespace="sick", state="open"} == 1',
         # Round two's calls into `sick` are all refused by the open circuit: they count under
         # their namespace (so "Errors by namespace and method" shows it), not under `_gateway`.

@@ -63,7 +63,12 @@ MCP_OPERATION_BUCKETS: tuple[float, ...] = (
 )
 
 # -- label values ----------------------------------------------------------------------------------
-SUCCESS, ERROR = "success", "error"
+#: `status` of `mcp_gateway_requests_total` (and the log line): `success` the request was answered
+#: (a tool result with `isError` included: the tool answered), `error` the gateway or a backend
+#: failed it, `client_error` the caller's own mistake or a refusal of the caller (bad JSON-RPC,
+#: unknown method or tool, invalid params, unauthenticated, forbidden, rate limited, unknown
+#: session). Error-rate alerts and the success SLO count only `error`.
+SUCCESS, ERROR, CLIENT_ERROR = "success", "error", "client_error"
 #: `namespace`/`backend` of requests the gateway answers itself (initialize, ping) or merges from
 #: several namespaces (aggregated lists). Namespace names start with a letter or digit, so this
 #: never collides with one.
@@ -198,7 +203,7 @@ class Instruments:
             description="Active connections, by protocol (http, websocket, tcp) and state",
         )
         self.requests = meter.create_counter(
-            REQUESTS, unit="{request}", description="Total JSON-RPC requests, by method, status (success, error), namespace and user"
+            REQUESTS, unit="{request}", description="Total JSON-RPC requests, by method, status (success, error, client_error), namespace and user"
         )
         self.request_duration = meter.create_histogram(
             REQUEST_DURATION,
