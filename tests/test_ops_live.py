@@ -147,7 +147,8 @@ def _gateway_config(web_url: str, sick_url: str, redis_url: str, certificate: Pa
         },
         "rate_limits": {"per_principal": "10000/day", "per_ip": None, "namespaces": {"metered": f"{NAMESPACE_LIMIT}/day"}},
         "breaker": {"failure_threshold": BREAKER_THRESHOLD, "min_calls": 100, "cooldown_seconds": 600},
-        "telemetry": {"certificate_files": [str(certificate)]},
+        # Raw subjects, so the facts below can name the callers.
+        "telemetry": {"certificate_files": [str(certificate)], "user_label": "raw"},
         "namespaces": {
             "web": {"backends": [{"name": "web-1", "url": web_url}]},
             "metered": {"backends": [{"name": "metered-1", "url": web_url}]},

@@ -24,6 +24,7 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from app.telemetry import UserLabel
 from tests.ops_support import METRICS, PrometheusServer, ScrapeJob
 from tests.support import LOOPBACK, RedisServer, free_port, start_backend, start_gateway, wait_until
 from tests.support.certs import self_signed_certificate
@@ -162,7 +163,9 @@ def test_declared_but_not_yet_recorded_metrics_keep_the_contract_when_they_appea
 def test_traffic_shows_up_with_the_right_label_values(scrapes: Scrapes) -> None:
     families = _families(scrapes.text)
     # Counters: the success and the errors of both edges, per namespace.
-    ok_web = _series(families, "mcp_gateway_requests_total", method="tools/call", status="success", namespace="web", user="anonymous")
+    # The default `telemetry.user_label` is `hashed`: a pseudonym, never the subject itself.
+    assert {s.labels["user"] for s in _series(families, "mcp_gateway_requests_total")} == {UserLabel("hashed")("anonymous")}
+    ok_web = _series(families, "mcp_gateway_requests_total", method="tools/call", status="success", namespace="web")
     assert ok_web and ok_web[0].value == 2  # echo, and fail (a tool error is a successful JSON-RPC answer)
     assert _series(families, "mcp_gateway_requests_total", method="tools/call", status="success", namespace="sock")[0].value == 2
     # The caller's mistakes (an unknown tool, an unknown prompt, an unparsable body) are

@@ -177,6 +177,16 @@ def test_user_label_modes() -> None:
         UserLabel("plain")  # type: ignore[arg-type]
 
 
+def test_no_identity_reaches_telemetry_unless_configured() -> None:
+    """The default `telemetry.user_label` is `hashed`: the subject (often an e-mail) stays out."""
+    from app.config import TelemetryConfig
+    from opentelemetry.metrics import NoOpMeter
+
+    assert TelemetryConfig().user_label == "hashed"
+    assert Instruments(NoOpMeter("test")).user("alice@example.com") == UserLabel("hashed")("alice@example.com")
+    assert state.disabled_instruments().user("alice@example.com") == UserLabel("hashed")("alice@example.com")
+
+
 def test_method_label_is_bounded() -> None:
     assert method_label("tools/call") == "tools/call"
     assert method_label("x" * 500) == "other"

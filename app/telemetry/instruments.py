@@ -85,6 +85,8 @@ MCP_METHODS = frozenset(
 )
 BREAKER_STATES = ("closed", "open", "half_open")
 UserLabelMode = Literal["raw", "hashed", "off"]
+#: No identities in telemetry unless asked for (`raw`); see UserLabel.
+DEFAULT_USER_LABEL: UserLabelMode = "hashed"
 
 
 def method_label(method: Any) -> str:
@@ -100,9 +102,12 @@ def subject(principal: Any) -> str:
 class UserLabel:
     """How the caller appears in metrics, spans and logs (config `telemetry.user_label`):
     `raw` the principal's subject, `hashed` a stable pseudonym (`u-` + 12 hex digits of its
-    SHA-256), `off` not at all (None: the label or field is left out)."""
+    SHA-256), `off` not at all (None: the label or field is left out). `hashed` is the default:
+    a subject is often an e-mail address, which has no place in a metrics or tracing backend.
+    Series still grow with the number of callers (bounded per metric by the SDK's cardinality
+    limit); `off` bounds them by methods, statuses and namespaces alone."""
 
-    def __init__(self, mode: UserLabelMode = "raw"):
+    def __init__(self, mode: UserLabelMode = DEFAULT_USER_LABEL):
         if mode not in ("raw", "hashed", "off"):
             raise ValueError(f"user label mode must be raw, hashed or off, not {mode!r}")
         self.mode = mode
@@ -186,7 +191,7 @@ class Instruments:
     collects.
     """
 
-    def __init__(self, meter: Meter, user_label: UserLabelMode = "raw"):
+    def __init__(self, meter: Meter, user_label: UserLabelMode = DEFAULT_USER_LABEL):
         self.user = UserLabel(user_label)
         self._lock = threading.Lock()
         self._health_sources: list[HealthSource] = []
