@@ -96,6 +96,8 @@ NOT_BUILT: dict[str, str] = {
     f"{_ROUTER_DASHBOARD}: row 'Auth, limits and keychain' panel 'Keychain operations' target A": _ROUTER,
     f"{_ROUTER_DASHBOARD}: row 'Responses' panel 'Response size p95' target A": _ROUTER,
     f"{_ROUTER_DASHBOARD}: row 'Responses' panel 'Response bytes per second' target A": _ROUTER,
+    f"{_ROUTER_DASHBOARD}: variable 'region'": _ROUTER,
+    f"{_ROUTER_DASHBOARD}: variable 'instance'": _ROUTER,
     "dashboards/mcp-gateway.json: row 'Connection pool' panel 'Connection pool efficiency' target A": _ROUTER,
     "dashboards/mcp-gateway.json: row 'Cost' panel 'Data transfer estimate (GB)' target A": _ROUTER,
     "otel/prometheus/rules/mcp_recording.yml: record method_status:mcp_router_requests:rate5m": _ROUTER,
