@@ -169,12 +169,12 @@ class TelemetryConfig(_Strict):
     """What the gateway's telemetry records beyond the standard `OTEL_*` environment.
 
     `user_label`: how the caller appears in the `user` label, span attribute and log field:
-    `raw` (the principal's subject), `hashed` (a stable pseudonym, no identities in telemetry) or
-    `off` (left out, for cardinality). `certificate_files`: PEM certificates whose expiry is
+    `hashed` (the default: a stable pseudonym, no identities in telemetry), `raw` (the principal's
+    subject) or `off` (left out: one series per method/status/namespace, whatever the users). `certificate_files`: PEM certificates whose expiry is
     exported as `x509_cert_expiry{subject}` (the gateway's TLS certificates, wherever TLS ends).
     """
 
-    user_label: Literal["raw", "hashed", "off"] = "raw"
+    user_label: Literal["raw", "hashed", "off"] = "hashed"
     certificate_files: list[str] = Field(default_factory=list)
 
 

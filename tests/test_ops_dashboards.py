@@ -22,18 +22,29 @@ from tests.ops_support import (
     METRICS,
     TARGET_LABELS,
     all_expressions,
+    all_values,
     dashboard_expressions,
     grouping_labels,
     promtool,
     recording_rule_names,
     selectors,
     series_names,
+    substitute,
 )
 from tests.ops_support.contract import JOBS
 from tests.ops_support.tools import output
 
 DASHBOARDS = {json.loads(p.read_text())["uid"]: json.loads(p.read_text()) for p in DASHBOARD_FILES}
 DS_VAR = "${datasource}"
+#: The filters each dashboard offers. The router's metrics have no namespace; the SLO
+#: dashboard's SLIs and budgets are per region (recording rules aggregate instances away).
+FILTERS = {
+    "mcp-gateway": ("region", "namespace", "instance"),
+    "mcp-router-overview": ("region", "instance"),
+    "mcp-slo": ("region",),
+}
+#: Recording rules that keep `region` (the objectives and budgets are constants: no labels).
+REGIONAL_RULES = re.compile(r"^(region[a-z_]*:|slo:sli_error:|slo:error_budget_remaining:)")
 
 ROUTER_PANELS = {"Request Rate", "Request Latency", "Active Connections", "Error Rate"}
 GATEWAY_KEY_PANELS = {
@@ -68,9 +79,6 @@ GUIDE_VERBATIM = {
     ("mcp-router-overview", "Error Rate"): ['rate(mcp_router_requests_total{status="error"}[5m])'],
     ("mcp-gateway", "Throughput"): ["sum(rate(mcp_gateway_requests_total[1m]))"],
     ("mcp-router-overview", "Response bytes per second"): ["sum(rate(mcp_router_response_size_bytes_sum[1m]))"],
-    ("mcp-gateway", "Error budget consumption"): [
-        '(1 - (sum(rate(mcp_gateway_requests_total{status="success"}[5m])) / sum(rate(mcp_gateway_requests_total[5m])))) * 100'
-    ],
     ("mcp-gateway", "Latency heatmap"): ["sum(rate(mcp_gateway_request_duration_seconds_bucket[5m])) by (le)"],
     ("mcp-gateway", "Methods usage"): ["topk(10, sum by (method) (rate(mcp_gateway_requests_total[1h])))"],
     ("mcp-gateway", "User activity"): ["topk(20, sum by (user) (rate(mcp_gateway_requests_total[1h])))"],
@@ -87,6 +95,12 @@ GUIDE_VERBATIM = {
 
 def _squash(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
+
+
+def _unfiltered(expr: str) -> str:
+    """`expr` without the template-variable filters (`label=~"$var"`) the dashboards add."""
+    expr = re.sub(r',?\s*\w+=~"\$\{?\w+\}?"', "", expr)
+    return re.sub(r"\{\s*,?\s*", "{", expr).replace("{}", "")
 
 
 def _panels(dashboard: dict) -> list[dict]:
@@ -154,6 +168,65 @@ def test_dashboard_is_organised_in_rows_and_panels_do_not_overlap(uid: str) -> N
                 cells[(x, y)] = panel["title"]
 
 
+@pytest.mark.parametrize("uid", sorted(DASHBOARDS))
+def test_dashboard_filters_by_region_namespace_and_instance(uid: str) -> None:
+    """A global Grafana must not sum every region together: each label the dashboard's metrics
+    carry is a multi-value variable (All by default) fed by the data source's label values."""
+    variables = {v["name"]: v for v in DASHBOARDS[uid]["templating"]["list"]}
+    for name in FILTERS[uid]:
+        variable = variables[name]
+        assert variable["type"] == "query" and variable["datasource"] == {"type": "prometheus", "uid": DS_VAR}, name
+        assert variable["includeAll"] is True and variable["multi"] is True, name
+        # ".*" also matches series without the label (a regional Prometheus adds `region` only
+        # on federation and remote write).
+        assert variable["allValue"] == ".*", name
+        assert re.fullmatch(rf"label_values\(.+, {name}\)", variable["query"]), variable["query"]
+        assert variable["refresh"] in (1, 2), name
+
+
+@pytest.mark.parametrize("uid", sorted(DASHBOARDS))
+def test_every_panel_query_uses_the_filters(uid: str) -> None:
+    names = series_names()
+    missing = []
+    for panel in _panels(DASHBOARDS[uid]):
+        for target in panel.get("targets", []):
+            for s in selectors(target["expr"]):
+                labels = names[s.name][1] if s.name in names else ({"region"} if REGIONAL_RULES.match(s.name or "") else set())
+                have = {(label, value) for label, op, value in s.matchers if op == "=~"}
+                matched = [label for label, _, _ in s.matchers]
+                if len(matched) != len(set(matched)):
+                    missing.append(f"{panel['title']!r} {target['refId']}: {s.name} matches a label twice: {matched}")
+                want = {(label, f"${label}") for label in FILTERS[uid] if label in labels}
+                if not want <= have:
+                    missing.append(f"{panel['title']!r} {target['refId']}: {s.name} lacks {sorted(want - have)}")
+    assert not missing, "\n".join(missing)
+
+
+@pytest.mark.parametrize("uid", sorted(DASHBOARDS))
+def test_every_panel_has_a_unit(uid: str) -> None:
+    missing = [p["title"] for p in _panels(DASHBOARDS[uid]) if p["type"] != "row" and not p.get("fieldConfig", {}).get("defaults", {}).get("unit")]
+    assert not missing, f"panels without a unit: {missing}"
+
+
+def test_selecting_a_region_and_an_instance_shows_only_theirs(tmp_path: Path) -> None:
+    labels = 'status="success", method="tools/call", namespace="github", user="u-1"'
+    series = {
+        f'mcp_gateway_requests_total{{region="eu-west", instance="a", {labels}}}': "0+60x10",
+        f'mcp_gateway_requests_total{{region="eu-west", instance="b", {labels}}}': "0+120x10",
+        f'mcp_gateway_requests_total{{region="us-east", instance="c", {labels}}}': "0+600x10",
+    }
+    throughput = "mcp-gateway", "Throughput"
+    _evaluate(
+        tmp_path,
+        series,
+        [
+            (_expr(*throughput), [("{}", 13)]),
+            (_expr(*throughput, region="eu-west"), [("{}", 3)]),
+            (_expr(*throughput, region="(eu-west|us-east)", instance="b"), [("{}", 2)]),
+        ],
+    )
+
+
 def test_router_overview_has_the_guides_four_panels() -> None:
     assert ROUTER_PANELS <= _titles("mcp-router-overview")
 
@@ -178,7 +251,7 @@ def test_slo_dashboard_shows_each_slo_with_budget_and_burn_rate() -> None:
     for slo, row in (("availability", "Availability (99.9 %)"), ("success_rate", "Request success rate (99.5 %)"),
                      ("latency_p95", "Latency (p95 under 500 ms)")):
         assert row in rows
-        exprs = " ".join(t["expr"] for p in _panels(dashboard) for t in p.get("targets", []))
+        exprs = " ".join(_unfiltered(t["expr"]) for p in _panels(dashboard) for t in p.get("targets", []))
         assert f'slo:error_budget_remaining:ratio{{slo="{slo}"}}' in exprs
         assert f'slo:sli_error:ratio_rate1h{{slo="{slo}"}}' in exprs
 
@@ -186,7 +259,7 @@ def test_slo_dashboard_shows_each_slo_with_budget_and_burn_rate() -> None:
 @pytest.mark.parametrize(("key", "exprs"), sorted(GUIDE_VERBATIM.items()))
 def test_guide_expressions_are_kept_where_they_are_correct(key: tuple[str, str], exprs: list[str]) -> None:
     panel = _panel(*key)
-    assert [_squash(t["expr"]) for t in panel["targets"]] == exprs
+    assert [_squash(_unfiltered(t["expr"])) for t in panel["targets"]] == exprs
 
 
 # --- expressions ----------------------------------------------------------------------
@@ -285,9 +358,10 @@ def _evaluate(tmp_path: Path, series: dict[str, str], cases: list[tuple[str, lis
     assert result.returncode == 0, output(result)
 
 
-def _expr(uid: str, title: str, ref: str = "A") -> str:
+def _expr(uid: str, title: str, ref: str = "A", **selected: str) -> str:
+    """A panel's expression as Grafana runs it: every variable at "All" unless `selected`."""
     (target,) = [t for t in _panel(uid, title)["targets"] if t["refId"] == ref]
-    return target["expr"]
+    return substitute(target["expr"], all_values(DASHBOARDS[uid]) | selected)
 
 
 def test_pool_efficiency_panel_is_the_share_of_active_connections(tmp_path: Path) -> None:
@@ -375,6 +449,25 @@ def test_latency_percentiles_panel_merges_every_instance(tmp_path: Path) -> None
     p95 = _expr("mcp-gateway", "Latency percentiles", "B")
     # Merged, 50 % of requests are <= 0.1 s; p95 lies at 0.1 + 0.9 * 0.9 = 0.91 s.
     _evaluate(tmp_path, series, [(f"round(1000 * ({p95}))", [("{}", 910)])])
+
+
+def test_error_budget_panels_leave_the_callers_mistakes_out(tmp_path: Path) -> None:
+    """990 answered, 10 failed by the service, 1000 of one caller's typos a minute: 1 % failed."""
+    labels = 'method="tools/call", namespace="github"'
+    series = {
+        f'mcp_gateway_requests_total{{instance="a", status="success", {labels}, user="alice"}}': "0+990x10",
+        f'mcp_gateway_requests_total{{instance="b", status="error", {labels}, user="alice"}}': "0+10x10",
+        f'mcp_gateway_requests_total{{instance="a", status="client_error", {labels}, user="mallory"}}': "0+1000x10",
+    }
+    _evaluate(
+        tmp_path,
+        series,
+        [
+            (f"round(100 * ({_expr('mcp-gateway', 'Error budget consumption')}))", [("{}", 100)]),
+            (f"round(100 * ({_expr('mcp-slo', 'Success rate (5m)')}))", [("{}", 9900)]),
+            (f"round(1000 * ({_expr('mcp-gateway', 'Errors by namespace and method', 'B')}))", [('{namespace="github", method="tools/call"}', 16667)]),
+        ],
+    )
 
 
 def test_connection_growth_panel_forecasts_the_total_across_gateways(tmp_path: Path) -> None:

@@ -96,6 +96,8 @@ NOT_BUILT: dict[str, str] = {
     f"{_ROUTER_DASHBOARD}: row 'Auth, limits and keychain' panel 'Keychain operations' target A": _ROUTER,
     f"{_ROUTER_DASHBOARD}: row 'Responses' panel 'Response size p95' target A": _ROUTER,
     f"{_ROUTER_DASHBOARD}: row 'Responses' panel 'Response bytes per second' target A": _ROUTER,
+    f"{_ROUTER_DASHBOARD}: variable 'region'": _ROUTER,
+    f"{_ROUTER_DASHBOARD}: variable 'instance'": _ROUTER,
     "dashboards/mcp-gateway.json: row 'Connection pool' panel 'Connection pool efficiency' target A": _ROUTER,
     "dashboards/mcp-gateway.json: row 'Cost' panel 'Data transfer estimate (GB)' target A": _ROUTER,
     "otel/prometheus/rules/mcp_recording.yml: record method_status:mcp_router_requests:rate5m": _ROUTER,
@@ -147,7 +149,8 @@ def _gateway_config(web_url: str, sick_url: str, redis_url: str, certificate: Pa
         },
         "rate_limits": {"per_principal": "10000/day", "per_ip": None, "namespaces": {"metered": f"{NAMESPACE_LIMIT}/day"}},
         "breaker": {"failure_threshold": BREAKER_THRESHOLD, "min_calls": 100, "cooldown_seconds": 600},
-        "telemetry": {"certificate_files": [str(certificate)]},
+        # Raw subjects, so the facts below can name the callers.
+        "telemetry": {"certificate_files": [str(certificate)], "user_label": "raw"},
         "namespaces": {
             "web": {"backends": [{"name": "web-1", "url": web_url}]},
             "metered": {"backends": [{"name": "metered-1", "url": web_url}]},
@@ -328,7 +331,8 @@ def test_the_traffic_of_every_kind_reached_prometheus(live: Live) -> None:
         "rate limit remaining per user": 'count(mcp_gateway_rate_limit_remaining{user=~"alice|bridge-client"}) == 2',
         "rate-limit refusals": 'sum(mcp_server_operation_duration_seconds_count{error_type="-32029"}) > 0',
         # A call refused by the namespace's limit counts under that namespace, not `_gateway`.
-        "rate-limit refusals under their namespace": 'sum(mcp_gateway_requests_total{namespace="metered", status="error"}) > 0',
+        # A refusal of the caller is its own doing: `client_error`, not an `error` of the service.
+        "rate-limit refusals under their namespace": 'sum(mcp_gateway_requests_total{namespace="metered", status="client_error"}) > 0',
         "breaker open": 'mcp_gateway_circuit_breaker_state{namespace="sick", state="open"} == 1',
         # Round two's calls into `sick` are all refused by the open circuit: they count under
         # their namespace (so "Errors by namespace and method" shows it), not under `_gateway`.

@@ -121,6 +121,7 @@ class KeySession(RawSession):
 def test_principals_have_their_own_budgets_and_the_gauge_shows_what_is_left(gateway: Callable[..., GatewayProc]) -> None:
     keys = {"alice": "key-alice-0123456789abcdef0123456789", "bob": "key-bob-0123456789abcdef0123456789ab"}
     config = limited(per_principal="3/day", per_ip="100/day")
+    config["telemetry"] = {"user_label": "raw"}  # the gauge's `user` is the subject itself
     config["auth"] = {
         "mode": "api_key",
         "api_keys": [{"sha256": hashlib.sha256(key.encode()).hexdigest(), "subject": name} for name, key in keys.items()],

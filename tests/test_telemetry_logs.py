@@ -111,11 +111,11 @@ def test_one_info_line_per_completed_request_with_its_trace(run: Run) -> None:
     spans = run.otlp.wait_for(lambda: run.otlp.span_named("gateway.handleRequest", **{"gen_ai.tool.name": "web__echo"}), 15)
     assert (spans[0].trace_id, spans[0].span_id) == (call["trace_id"], call["span_id"])
     failed = [line for line in completed if line.get("tool") == "nowhere__x"]
-    assert [(f["status"], f["error_type"], f["error_code"]) for f in failed] == [("error", "invalid_params", -32602)]
+    assert [(f["status"], f["error_type"], f["error_code"]) for f in failed] == [("client_error", "invalid_params", -32602)]
     # Refused at the door (401), before the body is read: counted and logged once each, as
     # anonymous callers of an unknown method.
     refused = [line for line in completed if line.get("error_type") == "unauthorized"]
-    assert [(r["method"], r["status"], r["user"]) for r in refused] == [("other", "error", user_label("anonymous"))] * 2
+    assert [(r["method"], r["status"], r["user"]) for r in refused] == [("other", "client_error", user_label("anonymous"))] * 2
     # Every request the gateway answered has exactly one line: initialize, 4 calls, 2 refusals.
     assert len(completed) == 7, [(c["method"], c["status"]) for c in completed]
 

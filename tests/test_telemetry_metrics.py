@@ -24,6 +24,7 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from app.telemetry import UserLabel
 from tests.ops_support import METRICS, PrometheusServer, ScrapeJob
 from tests.support import LOOPBACK, RedisServer, free_port, start_backend, start_gateway, wait_until
 from tests.support.certs import self_signed_certificate
@@ -66,6 +67,7 @@ def _traffic(base: str) -> WsSession:
     assert http.call("tools/call", {"name": "sock__add", "arguments": {"a": 1, "b": 2}})["result"]["isError"] is False
     assert http.call("tools/call", {"name": "web__fail", "arguments": {"message": "boom"}})["result"]["isError"] is True
     assert "error" in http.call("tools/call", {"name": "nowhere__echo", "arguments": {}})
+    assert http.call("tools/call", {"name": "down__echo", "arguments": {}})["error"]["code"] == -32050
     assert "result" in http.call("ping")
     assert http.post(b"{not json").status_code == 400
     assert http.client.delete(http.url, headers=http.headers()).status_code == 204
@@ -97,6 +99,7 @@ def scrapes(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer)
             "namespaces": {
                 "web": {"backends": [{"name": "web-1", "url": web.url}]},
                 "sock": {"backends": [{"name": "sock-1", "url": sock.url}]},
+                "down": {"backends": [{"name": "down-1", "url": f"http://{LOOPBACK}:{free_port()}/mcp"}]},
             },
         },
         workdir,
@@ -160,12 +163,17 @@ def test_declared_but_not_yet_recorded_metrics_keep_the_contract_when_they_appea
 def test_traffic_shows_up_with_the_right_label_values(scrapes: Scrapes) -> None:
     families = _families(scrapes.text)
     # Counters: the success and the errors of both edges, per namespace.
-    ok_web = _series(families, "mcp_gateway_requests_total", method="tools/call", status="success", namespace="web", user="anonymous")
+    # The default `telemetry.user_label` is `hashed`: a pseudonym, never the subject itself.
+    assert {s.labels["user"] for s in _series(families, "mcp_gateway_requests_total")} == {UserLabel("hashed")("anonymous")}
+    ok_web = _series(families, "mcp_gateway_requests_total", method="tools/call", status="success", namespace="web")
     assert ok_web and ok_web[0].value == 2  # echo, and fail (a tool error is a successful JSON-RPC answer)
     assert _series(families, "mcp_gateway_requests_total", method="tools/call", status="success", namespace="sock")[0].value == 2
-    assert _series(families, "mcp_gateway_requests_total", method="tools/call", status="error", namespace="_gateway")[0].value == 1
-    assert _series(families, "mcp_gateway_requests_total", method="prompts/get", status="error")[0].value == 1
-    assert _series(families, "mcp_gateway_requests_total", method="other", status="error")[0].value == 1  # the unparsable body
+    # The caller's mistakes (an unknown tool, an unknown prompt, an unparsable body) are
+    # `client_error`; a backend that is down is the service's `error`.
+    assert _series(families, "mcp_gateway_requests_total", method="tools/call", status="client_error", namespace="_gateway")[0].value == 1
+    assert _series(families, "mcp_gateway_requests_total", method="prompts/get", status="client_error")[0].value == 1
+    assert _series(families, "mcp_gateway_requests_total", method="other", status="client_error")[0].value == 1  # the unparsable body
+    assert _series(families, "mcp_gateway_requests_total", method="tools/call", status="error", namespace="down")[0].value == 1
     assert _series(families, "mcp_gateway_requests_total", method="initialize", status="success")[0].value == 3
     # Latency by protocol and replica.
     assert _series(families, "mcp_gateway_request_duration_seconds", method="tools/call", protocol="websocket", backend="sock-1", namespace="sock")
@@ -173,7 +181,7 @@ def test_traffic_shows_up_with_the_right_label_values(scrapes: Scrapes) -> None:
     # One WebSocket still open; HTTP exchanges all finished.
     assert _series(families, "mcp_gateway_connections_total", protocol="websocket", state="active")[0].value == 1
     assert _series(families, "mcp_gateway_connections_total", protocol="http", state="active")[0].value == 0
-    assert {s.labels["backend"]: s.value for s in _series(families, "mcp_gateway_backend_health")} == {"web-1": 1, "sock-1": 1}
+    assert {s.labels["backend"]: s.value for s in _series(families, "mcp_gateway_backend_health")} == {"web-1": 1, "sock-1": 1, "down-1": 0}
     assert _series(families, "mcp_gateway_session_duration_seconds", le="+Inf")[0].value == 2  # DELETE and the closed WebSocket
     operations = {s.labels["operation"] for s in _series(families, "mcp_gateway_redis_operations_duration_seconds")}
     assert {"create_session", "get_session", "delete_session"} <= operations

@@ -69,7 +69,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -
     with OtlpReceiver() as otlp:
         web = _traced_backend("web", workdir, otlp)
         gateway = start_gateway(
-            {"redis_url": redis_server.url, "namespaces": {"web": {"backends": [{"name": "web-1", "url": web.url}]}}},
+            {
+                "redis_url": redis_server.url,
+                "telemetry": {"user_label": "raw"},
+                "namespaces": {"web": {"backends": [{"name": "web-1", "url": web.url}]}},
+            },
             workdir,
             env=_otlp_env(otlp),
         )

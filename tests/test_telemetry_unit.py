@@ -177,6 +177,16 @@ def test_user_label_modes() -> None:
         UserLabel("plain")  # type: ignore[arg-type]
 
 
+def test_no_identity_reaches_telemetry_unless_configured() -> None:
+    """The default `telemetry.user_label` is `hashed`: the subject (often an e-mail) stays out."""
+    from app.config import TelemetryConfig
+    from opentelemetry.metrics import NoOpMeter
+
+    assert TelemetryConfig().user_label == "hashed"
+    assert Instruments(NoOpMeter("test")).user("alice@example.com") == UserLabel("hashed")("alice@example.com")
+    assert state.disabled_instruments().user("alice@example.com") == UserLabel("hashed")("alice@example.com")
+
+
 def test_method_label_is_bounded() -> None:
     assert method_label("tools/call") == "tools/call"
     assert method_label("x" * 500) == "other"
@@ -267,7 +277,7 @@ def test_a_request_gets_a_server_span_child_of_the_callers_context_metrics_and_o
 
 
 def test_a_json_rpc_error_counts_as_an_error_and_an_abandoned_request_as_cancelled(recording: Recording) -> None:
-    error = {"jsonrpc": "2.0", "id": 1, "error": {"code": -32602, "message": "Unknown tool"}}
+    error = {"jsonrpc": "2.0", "id": 1, "error": {"code": -32050, "message": "Backend unavailable"}}
     asyncio.run(_drain(RequestScope(Ctx(protocol="websocket"), {"jsonrpc": "2.0", "id": 1, "method": "tools/call"}), _events(error)))
 
     async def abandon() -> None:
@@ -279,7 +289,44 @@ def test_a_json_rpc_error_counts_as_an_error_and_an_abandoned_request_as_cancell
     statuses = {(p.attributes["method"], p.attributes["status"]) for p in recording.points("mcp_gateway_requests_total")}
     assert statuses == {("tools/call", "error"), ("tools/list", "error")}
     errors = {p.attributes.get("error.type") for p in recording.points("mcp.server.operation.duration")}
-    assert errors == {"-32602", "cancelled"}
+    assert errors == {"-32050", "cancelled"}
+
+
+CALLER_MISTAKES = {
+    "parse error": -32700, "invalid request": -32600, "method not found": -32601, "invalid params (unknown tool)": -32602,
+    "unauthorized": -32001, "forbidden": -32003, "unknown session": -32004, "rate limited": -32029, "resource not found": -32002,
+}
+SERVICE_FAILURES = {
+    "internal error": -32603, "backend unavailable": -32050, "backend timeout": -32051, "configuration error": -32053,
+    "state store unavailable": -32054, "shutting down": -32060, "a backend's own server error": -32000,
+    "not a number": "oops", "unhashable": ["x"],
+}
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [(code, "client_error") for code in CALLER_MISTAKES.values()] + [(code, "error") for code in SERVICE_FAILURES.values()],
+    ids=[*CALLER_MISTAKES, *SERVICE_FAILURES],
+)
+def test_the_status_label_tells_a_callers_mistake_from_a_failure_of_the_service(recording: Recording, caplog: pytest.LogCaptureFixture, code: Any, status: str) -> None:
+    """Alerts and the success SLO count `error` only: one caller's typos must not page anyone."""
+    caplog.set_level(logging.INFO, logger="mcp_gateway.requests")
+    error = {"jsonrpc": "2.0", "id": 1, "error": {"code": code, "message": "no"}}
+    asyncio.run(_drain(RequestScope(Ctx(), {"jsonrpc": "2.0", "id": 1, "method": "tools/call"}), _events(error)))
+    [count] = recording.points("mcp_gateway_requests_total")
+    assert count.attributes["status"] == status
+    [line] = [r for r in caplog.records if r.getMessage() == "request completed"]
+    assert line.status == status and line.error_type  # the log line says which mistake or failure it was
+
+
+def test_a_refused_caller_is_a_client_error_and_a_tool_that_answered_isError_a_success(recording: Recording) -> None:
+    from app.jsonrpc import ErrorCode, GatewayError
+
+    request_refused("http", None, GatewayError(ErrorCode.UNAUTHORIZED, "Unauthorized", http_status=401))
+    tool_error = {"jsonrpc": "2.0", "id": 2, "result": {"content": [], "isError": True}}
+    asyncio.run(_drain(RequestScope(Ctx(), {"jsonrpc": "2.0", "id": 2, "method": "tools/call"}), _events(tool_error)))
+    statuses = sorted((p.attributes["method"], p.attributes["status"]) for p in recording.points("mcp_gateway_requests_total"))
+    assert statuses == [("other", "client_error"), ("tools/call", "success")]
 
 
 def test_a_refusal_raised_by_the_pipeline_is_counted_once(recording: Recording) -> None:

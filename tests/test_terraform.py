@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -92,12 +93,17 @@ def _run_job(fn: Callable[[Outcome], None]) -> Outcome:
     return outcome
 
 
-def _terraform_test_job(env: Environment, configuration: str) -> Callable[[Outcome], None]:
-    """init + (validate, for a root) + `terraform test` in the copy of one configuration."""
+def _terraform_test_job(env: Environment, configuration: str, example_tfvars: bool = False) -> Callable[[Outcome], None]:
+    """init + (validate, for a root) + `terraform test` in the copy of one configuration; with
+    `example_tfvars`, in a copy of its own where the runbook's first step was done
+    (`cp terraform.tfvars.example terraform.tfvars`)."""
 
     def job(outcome: Outcome) -> None:
-        cwd = env.copy / configuration
-        data_dir = env.scratch / "data" / configuration.replace("/", "-")
+        name = ("tfvars-" if example_tfvars else "") + configuration.replace("/", "-")
+        cwd = (copy_configurations(env.scratch / name) if example_tfvars else env.copy) / configuration
+        if example_tfvars:
+            shutil.copy(cwd / "terraform.tfvars.example", cwd / "terraform.tfvars")
+        data_dir = env.scratch / "data" / name
         outcome.steps.append(env.terraform.init(cwd, data_dir))
         if configuration in ROOTS:
             outcome.steps.append(env.terraform.run(["validate", "-no-color"], cwd, data_dir, check=False))
@@ -228,7 +234,7 @@ class Jobs:
         kind, _, target = name.partition(":")
         if kind == "moto":
             return _moto_job(self.env, target)
-        return _terraform_test_job(self.env, target)
+        return _terraform_test_job(self.env, target, example_tfvars=kind == "tfvars")
 
     def outcome(self, name: str) -> Outcome:
         if name not in self.futures:
@@ -240,7 +246,13 @@ class Jobs:
 
 
 # Heaviest `terraform test` suites first.
-CONFIG_ORDER = {f"test:{c}": i for i, c in enumerate(["modules/gateway", "region", "global", "modules/collector", "modules/ecs-service", "modules/grafana", "modules/redis", "modules/prometheus", "modules/network"])}
+CONFIG_ORDER = {
+    f"{kind}:{c}": i
+    for i, (kind, c) in enumerate(
+        [("test", "modules/gateway"), ("test", "region"), ("tfvars", "region"), ("test", "global"), ("tfvars", "global")]
+        + [("test", f"modules/{m}") for m in ("collector", "ecs-service", "grafana", "redis", "prometheus", "network")]
+    )
+}
 
 
 def _job_of(item: pytest.Item) -> str | None:
@@ -250,6 +262,8 @@ def _job_of(item: pytest.Item) -> str | None:
     params = params.params if params else {}
     if "configuration" in params:
         return f"test:{params['configuration']}"
+    if "example_root" in params:
+        return f"tfvars:{params['example_root']}"
     if "root" in params:
         return f"test:{params['root']}" if item.originalname == "test_validate" else f"moto:{params['root']}"
     return None
@@ -341,6 +355,26 @@ def test_terraform_test(jobs: Jobs, configuration: str) -> None:
     """`terraform test` with the shared mocked provider (infra/terraform/tests/mocks/aws)."""
     result = _expect_ok(jobs.outcome(f"test:{configuration}"), "test")
     assert " 0 failed" in result.stdout and "Success!" in result.stdout, result.describe()
+
+
+@pytest.mark.parametrize("example_root", ROOTS)
+def test_terraform_test_passes_after_the_runbooks_copy_of_the_example_tfvars(jobs: Jobs, example_root: str) -> None:
+    """`terraform test` also reads a root's terraform.tfvars, which the runbook's first step
+    creates from the example: the tests must not depend on what an operator put there."""
+    result = _expect_ok(jobs.outcome(f"tfvars:{example_root}"), "test")
+    assert " 0 failed" in result.stdout and "Success!" in result.stdout, result.describe()
+
+
+@pytest.mark.parametrize("pinned_root", ROOTS)
+def test_root_tests_pin_every_variable_the_example_tfvars_sets(pinned_root: str) -> None:
+    """What keeps the test above passing when the example grows a variable (fast, no terraform)."""
+    directory = TERRAFORM_DIR / pinned_root
+    example = set(re.findall(r"^([a-z_][a-z0-9_]*)\s*=", (directory / "terraform.tfvars.example").read_text(), re.M))
+    tests = "".join(p.read_text() for p in (directory / "tests").glob("*.tftest.hcl"))
+    block = re.search(r"^variables \{\n(.*?)^\}", tests, re.M | re.S)
+    assert block, f"{pinned_root}: no file-level variables block in its tests"
+    pinned = set(re.findall(r"^  ([a-z_][a-z0-9_]*)\s*=", block.group(1), re.M))
+    assert example <= pinned, f"{pinned_root}/tests: pin {sorted(example - pinned)} in the file-level variables block"
 
 
 @pytest.mark.parametrize("configuration", CONFIGURATIONS)

@@ -20,6 +20,7 @@ from typing import Any
 from app.telemetry.asgi import ConnectionMetrics
 from app.telemetry.instruments import (
     BREAKER_STATES,
+    CLIENT_ERROR,
     ERROR,
     GATEWAY,
     REQUEST_BUCKETS,
@@ -90,6 +91,7 @@ __all__ = [
     "BREAKER_ALLOW",
     "BREAKER_RECORD",
     "BREAKER_STATES",
+    "CLIENT_ERROR",
     "ConnectionMetrics",
     "ERROR",
     "GATEWAY",

@@ -64,7 +64,12 @@ MCP_OPERATION_BUCKETS: tuple[float, ...] = (
 )
 
 # -- label values ----------------------------------------------------------------------------------
-SUCCESS, ERROR = "success", "error"
+#: `status` of `mcp_gateway_requests_total` (and the log line): `success` the request was answered
+#: (a tool result with `isError` included: the tool answered), `error` the gateway or a backend
+#: failed it, `client_error` the caller's own mistake or a refusal of the caller (bad JSON-RPC,
+#: unknown method or tool, invalid params, unauthenticated, forbidden, rate limited, unknown
+#: session). Error-rate alerts and the success SLO count only `error`.
+SUCCESS, ERROR, CLIENT_ERROR = "success", "error", "client_error"
 #: `namespace`/`backend` of requests the gateway answers itself (initialize, ping) or merges from
 #: several namespaces (aggregated lists). Namespace names start with a letter or digit, so this
 #: never collides with one.
@@ -81,6 +86,8 @@ MCP_METHODS = frozenset(
 )
 BREAKER_STATES = ("closed", "open", "half_open")
 UserLabelMode = Literal["raw", "hashed", "off"]
+#: No identities in telemetry unless asked for (`raw`); see UserLabel.
+DEFAULT_USER_LABEL: UserLabelMode = "hashed"
 
 
 def method_label(method: Any) -> str:
@@ -96,9 +103,12 @@ def subject(principal: Any) -> str:
 class UserLabel:
     """How the caller appears in metrics, spans and logs (config `telemetry.user_label`):
     `raw` the principal's subject, `hashed` a stable pseudonym (`u-` + 12 hex digits of its
-    SHA-256), `off` not at all (None: the label or field is left out)."""
+    SHA-256), `off` not at all (None: the label or field is left out). `hashed` is the default:
+    a subject is often an e-mail address, which has no place in a metrics or tracing backend.
+    Series still grow with the number of callers (bounded per metric by the SDK's cardinality
+    limit); `off` bounds them by methods, statuses and namespaces alone."""
 
-    def __init__(self, mode: UserLabelMode = "raw"):
+    def __init__(self, mode: UserLabelMode = DEFAULT_USER_LABEL):
         if mode not in ("raw", "hashed", "off"):
             raise ValueError(f"user label mode must be raw, hashed or off, not {mode!r}")
         self.mode = mode
@@ -182,7 +192,7 @@ class Instruments:
     collects.
     """
 
-    def __init__(self, meter: Meter, user_label: UserLabelMode = "raw"):
+    def __init__(self, meter: Meter, user_label: UserLabelMode = DEFAULT_USER_LABEL):
         self.user = UserLabel(user_label)
         self._lock = threading.Lock()
         self._health_sources: list[HealthSource] = []
@@ -199,7 +209,7 @@ class Instruments:
             description="Active connections, by protocol (http, websocket, tcp) and state",
         )
         self.requests = meter.create_counter(
-            REQUESTS, unit="{request}", description="Total JSON-RPC requests, by method, status (success, error), namespace and user"
+            REQUESTS, unit="{request}", description="Total JSON-RPC requests, by method, status (success, error, client_error), namespace and user"
         )
         self.request_duration = meter.create_histogram(
             REQUEST_DURATION,

@@ -24,7 +24,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from app.jsonrpc import ErrorCode, GatewayError, error_response
 from app.logs import cap
 from app.transports.client import RELAYED_TRANSPORTS
-from app.telemetry.instruments import ERROR, GATEWAY, SUCCESS, method_label
+from app.telemetry.instruments import CLIENT_ERROR, ERROR, GATEWAY, SUCCESS, method_label
 from app.telemetry.state import REQUEST_SCOPE, current_scope, instruments, tracer
 from app.telemetry.tracing import HANDLE_REQUEST, extract
 
@@ -41,7 +41,29 @@ def current_request() -> RequestScope | None:
 
 def _error_kind(code: Any) -> str:
     """The gateway's name for a JSON-RPC error code (`invalid_params`, `rate_limited`, ...)."""
-    return ErrorCode(code).name.lower() if code in ErrorCode._value2member_map_ else "upstream_error"
+    known = isinstance(code, int) and code in ErrorCode._value2member_map_
+    return ErrorCode(code).name.lower() if known else "upstream_error"
+
+
+#: MCP's "resource not found" (a resources/read of a URI the server does not have).
+_RESOURCE_NOT_FOUND = -32002
+#: Error codes that are the caller's doing (the `4xx` of JSON-RPC), whoever answered them (the
+#: gateway, or a backend whose error the gateway relays): they count as `client_error`, so one
+#: caller's typos neither page anyone nor spend the success SLO's budget. Every other code (internal
+#: errors, backend unavailable or timed out, state store down, shutting down, a backend's own
+#: server error) is the service's failure: `error`.
+CLIENT_ERROR_CODES = frozenset(
+    {
+        ErrorCode.PARSE_ERROR, ErrorCode.INVALID_REQUEST, ErrorCode.METHOD_NOT_FOUND, ErrorCode.INVALID_PARAMS,
+        ErrorCode.UNAUTHORIZED, ErrorCode.FORBIDDEN, ErrorCode.SESSION_NOT_FOUND, ErrorCode.RATE_LIMITED,
+        _RESOURCE_NOT_FOUND,
+    }
+)
+
+
+def error_status(code: Any) -> str:
+    """The `status` label of a request answered with JSON-RPC error `code`: `client_error` or `error`."""
+    return CLIENT_ERROR if isinstance(code, int) and code in CLIENT_ERROR_CODES else ERROR
 
 
 class RequestScope:
@@ -179,8 +201,8 @@ class RequestScope:
             status = ERROR
             semconv_error = error_type = error_type or "incomplete"
         elif error is not None:
-            status = ERROR
             code = error.get("code") if isinstance(error, dict) else None
+            status = error_status(code)
             error_type = _error_kind(code)
             semconv_error = str(code) if code is not None else "error"
         else:
@@ -227,7 +249,7 @@ class RequestScope:
             fields["user"] = self.user
         if self.tool is not None:
             fields["tool"] = self.tool
-        if status == ERROR:
+        if status != SUCCESS:
             fields["error_type"] = error_type
             if code is not None:
                 fields["error_code"] = code

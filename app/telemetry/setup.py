@@ -37,7 +37,7 @@ from opentelemetry import metrics, trace
 
 from app import __version__
 from app.telemetry import state
-from app.telemetry.instruments import Instruments, UserLabelMode
+from app.telemetry.instruments import DEFAULT_USER_LABEL, Instruments, UserLabelMode
 
 log = logging.getLogger("mcp_gateway.telemetry")
 
@@ -241,7 +241,7 @@ def setup(
     *,
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
-    user_label: UserLabelMode = "raw",
+    user_label: UserLabelMode = DEFAULT_USER_LABEL,
     certificate_files: Sequence[str | Path] = (),
     service_version: str = __version__,
     flush_timeout: float = DEFAULT_SHUTDOWN_SECONDS,

@@ -13,7 +13,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.metrics import NoOpMeter
 
-from app.telemetry.instruments import Instruments, UserLabelMode
+from app.telemetry.instruments import DEFAULT_USER_LABEL, Instruments, UserLabelMode
 
 SCOPE = "mcp_gateway"
 #: Where the running request's RequestScope lives in the OpenTelemetry context.
@@ -43,7 +43,7 @@ def install(new_instruments: Instruments | None, new_tracer: trace.Tracer | None
     _tracer = new_tracer or trace.NoOpTracer()
 
 
-def disabled_instruments(user_label: UserLabelMode = "raw") -> Instruments:
+def disabled_instruments(user_label: UserLabelMode = DEFAULT_USER_LABEL) -> Instruments:
     """Instruments that record nothing (telemetry off), still applying the label rules."""
     return Instruments(NoOpMeter(SCOPE), user_label)
 

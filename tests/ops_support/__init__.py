@@ -34,6 +34,7 @@ from .promql import (
     Expression,
     Selector,
     all_expressions,
+    all_values,
     comparisons_as_bool,
     dashboard_expressions,
     grouping_labels,
@@ -41,6 +42,8 @@ from .promql import (
     recording_rule_names,
     rule_expressions,
     selectors,
+    substitute,
+    variable_selector,
 )
 from .redis_exporter import RedisExporter
 from .tools import amtool, promtool
@@ -67,6 +70,7 @@ __all__ = [
     "ScrapeJob",
     "Selector",
     "all_expressions",
+    "all_values",
     "amtool",
     "check_collector_config",
     "comparisons_as_bool",
@@ -79,4 +83,6 @@ __all__ = [
     "rule_expressions",
     "selectors",
     "series_names",
+    "substitute",
+    "variable_selector",
 ]

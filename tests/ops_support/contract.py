@@ -31,7 +31,7 @@ def _m(name: str, type_: str, labels: str = "", **values: str) -> Metric:
 _ALL = [
     # Gateway (:9090, job mcp-gateway; the TCP bridge on :9092, job mcp-bridge).
     _m("mcp_gateway_connections_total", "gauge", "protocol state", protocol="http websocket tcp"),
-    _m("mcp_gateway_requests_total", "counter", "method status namespace user", status="success error"),
+    _m("mcp_gateway_requests_total", "counter", "method status namespace user", status="success error client_error"),
     _m(
         "mcp_gateway_request_duration_seconds",
         "histogram",

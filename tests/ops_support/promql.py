@@ -244,24 +244,53 @@ def _panels(panels: Iterable[dict]) -> Iterator[tuple[str | None, dict]]:
             yield row, inner
 
 
+_VARIABLE = re.compile(r"\$(\w+)|\$\{(\w+)\}")
+_LABEL_VALUES = re.compile(r"^\s*label_values\((.*),\s*(\w+)\s*\)\s*$", re.S)
+
+
+def all_values(dashboard: dict) -> dict[str, str]:
+    """What Grafana puts for each query variable of `dashboard` with "All" selected (its
+    `allValue`): the dashboards' expressions are checked and evaluated as they run by default."""
+    return {
+        var["name"]: var["allValue"]
+        for var in dashboard.get("templating", {}).get("list", [])
+        if var.get("type") == "query" and var.get("includeAll") and "allValue" in var
+    }
+
+
+def substitute(expr: str, values: dict[str, str]) -> str:
+    """`expr` with the template variables in `values` (`$name` or `${name}`) replaced."""
+    return _VARIABLE.sub(lambda m: values.get(m.group(1) or m.group(2), m.group(0)), expr)
+
+
+def variable_selector(query: str) -> str:
+    """The PromQL of a query variable: the series selector of `label_values(selector, label)`
+    (Grafana's Prometheus variable query), or the query itself."""
+    match = _LABEL_VALUES.match(query)
+    return match.group(1).strip() if match else query
+
+
 def dashboard_expressions(files: Iterable[Path] = DASHBOARD_FILES) -> list[Expression]:
-    """Every target expression of every panel (and query variable) of the dashboards; `where`
-    names the row too, since panels in different rows may share a title."""
+    """Every target expression of every panel (and query variable) of the dashboards, with the
+    template variables at their "All" value; `where` names the row too, since panels in
+    different rows may share a title."""
     out: list[Expression] = []
     for path in files:
         dash = json.loads(path.read_text())
+        values = all_values(dash)
         for row, panel in _panels(dash.get("panels", [])):
             for target in panel.get("targets", []):
                 if target.get("expr"):
                     where = f"panel {panel.get('title')!r} target {target.get('refId')}"
                     if row is not None and row != panel.get("title"):
                         where = f"row {row!r} {where}"
-                    out.append(Expression(_rel(path), where, "dashboard", target["expr"]))
+                    out.append(Expression(_rel(path), where, "dashboard", substitute(target["expr"], values)))
         for var in dash.get("templating", {}).get("list", []):
             if var.get("type") == "query":
                 query = var.get("query")
                 expr = query.get("query") if isinstance(query, dict) else query
                 if expr:
+                    expr = substitute(variable_selector(expr), values)
                     out.append(Expression(_rel(path), f"variable {var.get('name')!r}", "dashboard", expr))
     return out
 
