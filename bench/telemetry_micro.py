@@ -27,7 +27,7 @@ sys.path.insert(0, {root!r})
 mode, n = {mode!r}, {n}
 if mode == "off":
     os.environ["OTEL_SDK_DISABLED"] = "true"
-from app.logs import configure
+from app.telemetry.logs import configure
 configure("WARNING" if mode in ("off", "no-log") else "INFO")
 logging.getLogger().handlers[0].stream = open(os.devnull, "w")
 from app import telemetry

@@ -21,7 +21,7 @@ import websockets
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.auth.authenticator import AuthFailure, JwtVerifier
-from app.auth.config import JwtConfig
+from app.config.auth import JwtConfig
 from app.config import ConfigError, load_config
 from tests.support import GatewayProc, free_port, start_gateway, stdio_command
 from tests.support.net import wait_until_async

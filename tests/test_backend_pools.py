@@ -15,7 +15,7 @@ import pytest
 from app.backends import BackendFailure, Handshake
 from app.backends.http import HttpBackend
 from app.config import BackendConfig, ConfigError, parse_config
-from app.protocol import LATEST_VERSION
+from app.core.protocol import LATEST_VERSION
 from tests.support import Backend, GatewayProc, wait_until
 from tests.support.mcp_http import RawSession, messages
 

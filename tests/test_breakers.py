@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from app.breaker import CircuitBreaker, CircuitOpen, State, state_counts
+from app.pipeline.breaker import CircuitBreaker, CircuitOpen, State, state_counts
 from app.config import BreakerConfig, parse_config
 from tests.guard_support import call_tool, kill, metric, metrics_env, new_session, start_flaky, start_together, text_of
 from tests.support import Backend, GatewayProc, http_status, stdio_command, wait_until

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.config import ConfigError, parse_config
-from app.transports.client import ClientResolver
+from app.edge.client_address import ClientResolver
 
 RESOLVER = ClientResolver(["10.0.0.1/32", "::1/128"])
 

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from app.backends.http import HttpBackend
-from app.breaker import State
+from app.pipeline.breaker import State
 from app.config import BackendConfig, HealthCheckConfig
-from app.health_checks import HealthChecker
+from app.pipeline.health_checks import HealthChecker
 from tests.guard_support import kill, metric, metrics_env, start_together
 from tests.support import Backend, GatewayProc, http_status, stdio_command, tcp_accepts, wait_until
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.jsonrpc import ErrorCode, GatewayError
-from app.routing import PROMPT, RESOURCE, TEMPLATE, TOOL, Namespace, Router
+from app.core.jsonrpc import ErrorCode, GatewayError
+from app.pipeline.routing import PROMPT, RESOURCE, TEMPLATE, TOOL, Namespace, Router
 
 
 def clash(kind: str, key: str, prefix_b: bool) -> GatewayError | None:

@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import telemetry
-from app.logs import REDACTED, JsonFormatter, scrub
+from app.telemetry.logs import REDACTED, JsonFormatter, scrub
 from app.telemetry.instruments import REQUEST_BUCKETS
 from app.telemetry import state
 from app.telemetry.instruments import Instruments, UserLabel, method_label
@@ -320,7 +320,7 @@ def test_the_status_label_tells_a_callers_mistake_from_a_failure_of_the_service(
 
 
 def test_a_refused_caller_is_a_client_error_and_a_tool_that_answered_isError_a_success(recording: Recording) -> None:
-    from app.jsonrpc import ErrorCode, GatewayError
+    from app.core.jsonrpc import ErrorCode, GatewayError
 
     request_refused("http", None, GatewayError(ErrorCode.UNAUTHORIZED, "Unauthorized", http_status=401))
     tool_error = {"jsonrpc": "2.0", "id": 2, "result": {"content": [], "isError": True}}
@@ -330,7 +330,7 @@ def test_a_refused_caller_is_a_client_error_and_a_tool_that_answered_isError_a_s
 
 
 def test_a_refusal_raised_by_the_pipeline_is_counted_once(recording: Recording) -> None:
-    from app.jsonrpc import ErrorCode, GatewayError
+    from app.core.jsonrpc import ErrorCode, GatewayError
 
     refusal = GatewayError(ErrorCode.RATE_LIMITED, "Rate limited", http_status=429)
     message = {"jsonrpc": "2.0", "id": 3, "method": "tools/call"}

@@ -18,10 +18,10 @@ from typing import Any
 import jwt
 
 from app import telemetry
-from app.auth.config import HMAC_ALGORITHMS, AuthConfig, JwtConfig
+from app.config.auth import HMAC_ALGORITHMS, AuthConfig, JwtConfig
 from app.auth.jwks import JwksCache, JwksUnavailable
 from app.auth.principal import ANONYMOUS, Principal
-from app.jsonrpc import ErrorCode, GatewayError
+from app.core.jsonrpc import ErrorCode, GatewayError
 
 log = logging.getLogger("mcp_gateway.auth")
 

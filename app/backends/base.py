@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from app import jsonrpc
-from app.breaker import CircuitBreaker
+from app.core import jsonrpc
+from app.pipeline.breaker import CircuitBreaker
 from app.config import BackendConfig
-from app.jsonrpc import ErrorCode, GatewayError, Message
+from app.core.jsonrpc import ErrorCode, GatewayError, Message
 
 #: How much of a backend's own words (an invalid message's complaint) an error may quote.
 MAX_REASON_CHARS = 200

@@ -22,11 +22,11 @@ from typing import Any
 
 import aiohttp
 
-from app import jsonrpc
+from app.core import jsonrpc
 from app.backends.base import MAX_REASON_CHARS, Backend, BackendFailure, Event, Handshake, Opened, UpstreamSessionGone
 from app.backends.sse import SseParser
 from app.config import BackendConfig
-from app.jsonrpc import Message
+from app.core.jsonrpc import Message
 
 ACCEPT_BOTH = "application/json, text/event-stream"
 #: Largest single message (JSON body or SSE event) accepted from a backend.

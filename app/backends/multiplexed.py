@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app import __version__, jsonrpc
-from app.background import BackgroundTasks
+from app.core.background import BackgroundTasks
 from app.backends.base import MAX_REASON_CHARS, Backend, BackendFailure, Event, Handshake, Opened
-from app.jsonrpc import Message, RequestId
-from app.protocol import LATEST_VERSION
+from app.core.jsonrpc import Message, RequestId
+from app.core.protocol import LATEST_VERSION
 
 log = logging.getLogger("mcp_gateway.backends")
 

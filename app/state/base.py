@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from app.jsonrpc import ErrorCode, GatewayError
+from app.core.jsonrpc import ErrorCode, GatewayError
 
 
 @dataclass(frozen=True)

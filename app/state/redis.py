@@ -12,7 +12,7 @@ import redis
 import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError, NoPermissionError, RedisError
 
-from app.jsonrpc import ErrorCode, GatewayError
+from app.core.jsonrpc import ErrorCode, GatewayError
 from app.state.base import SessionLimitReached, SessionRecord, StateStore, UpstreamBinding
 from app.telemetry import redis_operation
 

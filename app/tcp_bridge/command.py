@@ -100,7 +100,7 @@ def build_config(args: argparse.Namespace) -> BridgeConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.logs import configure
+    from app.telemetry.logs import configure
     from app.tcp_bridge import metrics
     from app.tcp_bridge.server import run_bridge
     from app.telemetry import TelemetryError

@@ -19,9 +19,9 @@ import orjson
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from app import jsonrpc
-from app.jsonrpc import ErrorCode as RpcCode
-from app.jsonrpc import GatewayError, Message
+from app.core import jsonrpc
+from app.core.jsonrpc import ErrorCode as RpcCode
+from app.core.jsonrpc import GatewayError, Message
 from app.tcp_bridge import metrics
 from app.tcp_bridge.codec import (
     CURRENT_VERSION,

@@ -5,7 +5,7 @@ the pipeline's events, or `finish`), or by the edge when the edge refuses it bef
 (`request_refused`). The scope's span is current only while pipeline code runs (attached around
 each step of the pipeline's async generator, detached before each event goes to the transport),
 so it never leaks into a transport's own tasks, however the transport consumes the events.
-What the caller chose (its id, tool, prompt or resource name, method) is capped (`app.logs.cap`)
+What the caller chose (its id, tool, prompt or resource name, method) is capped (`app.telemetry.logs.cap`)
 before it becomes a span attribute, a metric attribute or a log field.
 """
 
@@ -21,9 +21,9 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from app.jsonrpc import ErrorCode, GatewayError, error_response
-from app.logs import cap
-from app.transports.client import RELAYED_TRANSPORTS
+from app.core.jsonrpc import ErrorCode, GatewayError, error_response
+from app.telemetry.logs import cap
+from app.edge.client_address import RELAYED_TRANSPORTS
 from app.telemetry.instruments import CLIENT_ERROR, ERROR, GATEWAY, SUCCESS, method_label
 from app.telemetry.state import REQUEST_SCOPE, current_scope, instruments, tracer
 from app.telemetry.tracing import HANDLE_REQUEST, extract

@@ -9,7 +9,7 @@ config: metrics port, user-label mode, certificate files):
 - Traces: a parent-based ratio sampler (`OTEL_TRACES_SAMPLER_ARG`, default 1.0: the Collector
   samples by tail) unless `OTEL_TRACES_SAMPLER` names another; batched OTLP export. With no
   trace exporter, only callers' sampled traces are recorded (nothing would read the rest).
-- Logs: JSON lines on stderr always (app.logs); OTLP log records as well when OTLP export is on.
+- Logs: JSON lines on stderr always (app.telemetry.logs); OTLP log records as well when OTLP export is on.
 - OTLP export is on for a signal when `OTEL_<SIGNAL>_EXPORTER` says `otlp` (or `console`), or,
   when that is unset, when an OTLP endpoint is configured (`OTEL_EXPORTER_OTLP_ENDPOINT` or the
   signal's own). Protocol: `OTEL_EXPORTER_OTLP_[<SIGNAL>_]PROTOCOL`, `grpc` or `http/protobuf`
@@ -353,7 +353,7 @@ def _log_export(resource: Any, used: dict[str, list[str]]) -> tuple[Any, logging
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
-    from app.logs import OtlpLogHandler
+    from app.telemetry.logs import OtlpLogHandler
 
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     for name in names:

@@ -18,7 +18,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from app.logs import cap
+from app.telemetry.logs import cap
 from app.telemetry.state import instruments, note_route, tracer
 
 # The guide's spans ("Key Traces"), and the router's.

@@ -14,14 +14,15 @@ from contextlib import aclosing
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from app import jsonrpc, telemetry
+from app import telemetry
+from app.core import jsonrpc
 from app.auth import Principal
-from app.gateway import Gateway, RequestContext
-from app.jsonrpc import ErrorCode, GatewayError, Message
-from app.logs import cap
+from app.pipeline.gateway import Gateway, RequestContext
+from app.core.jsonrpc import ErrorCode, GatewayError, Message
+from app.telemetry.logs import cap
 from app.state import SessionRecord
-from app.transports.http import error_http
-from app.transports.origin import OriginPolicy
+from app.edge.http import error_http
+from app.edge.origin import OriginPolicy
 
 log = logging.getLogger("mcp_gateway.websocket")
 

@@ -18,14 +18,15 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from app import jsonrpc, telemetry
+from app import telemetry
+from app.core import jsonrpc
 from app.backends import Event
-from app.gateway import Gateway, RequestContext
-from app.jsonrpc import ErrorCode, GatewayError, Message
-from app.protocol import SESSION_HEADER, SUPPORTED_VERSIONS, VERSION_HEADER
+from app.pipeline.gateway import Gateway, RequestContext
+from app.core.jsonrpc import ErrorCode, GatewayError, Message
+from app.core.protocol import SESSION_HEADER, SUPPORTED_VERSIONS, VERSION_HEADER
 from app.state import SessionRecord
-from app.transports import sse
-from app.transports.origin import OriginPolicy
+from app.edge import sse
+from app.edge.origin import OriginPolicy
 
 log = logging.getLogger("mcp_gateway.http")
 

@@ -21,9 +21,9 @@ from contextlib import aclosing
 from app import telemetry
 from app.backends import Backend, BackendFailure, Handshake, UpstreamSessionGone
 from app.backends.multiplexed import GATEWAY_HANDSHAKE
-from app.breaker import State
+from app.pipeline.breaker import State
 from app.config import HealthCheckConfig
-from app.jsonrpc import GatewayError, is_response
+from app.core.jsonrpc import GatewayError, is_response
 
 log = logging.getLogger("mcp_gateway.health_checks")
 

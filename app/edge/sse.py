@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.backends import Event
-from app.jsonrpc import dumps
+from app.core.jsonrpc import dumps
 
 SSE_HEADERS = {
     "cache-control": "no-cache, no-transform",

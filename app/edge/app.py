@@ -16,13 +16,13 @@ from starlette.types import Receive, Scope, Send
 
 from app import __version__
 from app.config import GatewayConfig
-from app.gateway import Gateway
-from app.health import health_payload, readiness
+from app.pipeline.gateway import Gateway
+from app.edge.probes import health_payload, readiness
 from app.state import open_store
 from app.telemetry import ConnectionMetrics, Telemetry, instruments
-from app.transports.http import StreamableHttp, json_response
-from app.transports.origin import OriginPolicy
-from app.transports.websocket import serve_websocket
+from app.edge.http import StreamableHttp, json_response
+from app.edge.origin import OriginPolicy
+from app.edge.websocket import serve_websocket
 
 log = logging.getLogger("mcp_gateway")
 

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from app.jsonrpc import GatewayError
+from app.core.jsonrpc import GatewayError
 from app.state import SessionRecord, StateStore
 
 log = logging.getLogger("mcp_gateway.sessions")

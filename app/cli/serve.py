@@ -13,7 +13,7 @@ import uvicorn
 from app.auth import AuthSetupError
 from app.config import ConfigError, load_config
 from app.demo import sdk_problem as demo_sdk_problem
-from app.drain import Drain
+from app.pipeline.drain import Drain
 from app.state.factory import store_problem
 
 
@@ -24,7 +24,7 @@ FLUSH_RESERVE_SECONDS = 1.0
 
 
 class DrainingServer(uvicorn.Server):
-    """uvicorn with a drain phase: the first SIGTERM/SIGINT drains (see app.drain) while the server
+    """uvicorn with a drain phase: the first SIGTERM/SIGINT drains (see app.pipeline.drain) while the server
     keeps serving, then shuts down; a second signal exits at once."""
 
     def __init__(self, config: uvicorn.Config, drain: Drain, drain_seconds: float):
@@ -62,12 +62,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.logs import configure
-    from app.server import create_app
+    from app.telemetry.logs import configure
+    from app.edge.app import create_app
     from app.telemetry import TelemetryError
     from app.telemetry import setup as setup_telemetry
-    from app.transports.head import HeadLimits, bounded_http_protocol
-    from app.transports.websocket import max_frame_bytes
+    from app.edge.head import HeadLimits, bounded_http_protocol
+    from app.edge.websocket import max_frame_bytes
 
     configure(args.log_level)
     try:
@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
             proxy_headers=False,
         ),
-        app.gateway.drain,
+        app.pipeline.gateway.drain,
         max(1.0, config.drain_timeout_seconds - SHUTDOWN_GRACE_SECONDS - FLUSH_RESERVE_SECONDS),
     )
     try:

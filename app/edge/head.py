@@ -28,8 +28,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from app import jsonrpc
-from app.jsonrpc import ErrorCode, GatewayError
+from app.core import jsonrpc
+from app.core.jsonrpc import ErrorCode, GatewayError
 
 log = logging.getLogger("mcp_gateway.http")
 

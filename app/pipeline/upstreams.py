@@ -18,11 +18,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 
 from app import telemetry
-from app.background import BackgroundTasks
+from app.core.background import BackgroundTasks
 from app.backends import Backend, BackendFailure, Event, Handshake, UpstreamSessionGone
-from app.breaker import CircuitOpen, Permit
-from app.jsonrpc import ErrorCode, Message, is_response
-from app.routing import Namespace
+from app.pipeline.breaker import CircuitOpen, Permit
+from app.core.jsonrpc import ErrorCode, Message, is_response
+from app.pipeline.routing import Namespace
 from app.state import SessionRecord, StateStore, UpstreamBinding
 
 log = logging.getLogger("mcp_gateway.upstreams")

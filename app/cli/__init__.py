@@ -9,7 +9,7 @@ from app import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from app import commands
+    from app.cli import commands
 
     parser = argparse.ArgumentParser(prog="mcp-gateway", description="MCP gateway")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from app.jsonrpc import ErrorCode, GatewayError
+from app.core.jsonrpc import ErrorCode, GatewayError
 
 #: Streamable HTTP revisions served on `/mcp`, oldest first.
 SUPPORTED_VERSIONS = ("2025-03-26", "2025-06-18", "2025-11-25")

@@ -21,23 +21,23 @@ from typing import Any
 import orjson
 
 from app import __version__, telemetry
-from app.aggregate import LISTS, ListKind, aggregate, expose_items, page_result
+from app.pipeline.aggregate import LISTS, ListKind, aggregate, expose_items, page_result
 from app.auth import ANONYMOUS, Authenticator, Principal
 from app.backends import Backend, Event, create_backend
 from app.backends.multiplexed import BROADCAST_METHODS, GATEWAY_HANDSHAKE, MultiplexedBackend
-from app.breaker import install as install_breakers
+from app.pipeline.breaker import install as install_breakers
 from app.config import GatewayConfig
-from app.drain import Drain
-from app.expiry import ExpirySweeper
-from app.transports.client import ClientResolver
-from app.health_checks import HealthChecker
-from app.hub import Hub
-from app.jsonrpc import ErrorCode, GatewayError, Message, RequestId, error_response, is_response, result_response
-from app.protocol import LOG_LEVELS, check_params, negotiate
-from app.ratelimit import RateLimiter
-from app.routing import PROMPT, RESOURCE, TEMPLATE, TOOL, Namespace, Router
+from app.pipeline.drain import Drain
+from app.pipeline.expiry import ExpirySweeper
+from app.edge.client_address import ClientResolver
+from app.pipeline.health_checks import HealthChecker
+from app.pipeline.hub import Hub
+from app.core.jsonrpc import ErrorCode, GatewayError, Message, RequestId, error_response, is_response, result_response
+from app.core.protocol import LOG_LEVELS, check_params, negotiate
+from app.pipeline.ratelimit import RateLimiter
+from app.pipeline.routing import PROMPT, RESOURCE, TEMPLATE, TOOL, Namespace, Router
 from app.state import SessionRecord, StateStore, UpstreamBinding
-from app.upstreams import Upstreams
+from app.pipeline.upstreams import Upstreams
 
 log = logging.getLogger("mcp_gateway")
 

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from app.auth.config import AuthConfig
+from app.config.auth import AuthConfig
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
@@ -193,7 +193,7 @@ class GatewayConfig(_Strict):
     #: (-32029, HTTP 429). 0: no cap. Anonymous callers (auth off) share one identity: not capped.
     max_sessions_per_principal: Annotated[int, Field(ge=0)] = 100
     max_body_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
-    #: Request head bounds, enforced before anything reads the request (app/transports/head.py):
+    #: Request head bounds, enforced before anything reads the request (app/edge/head.py):
     #: a larger head or more fields get 431, a head not complete in time 408.
     max_header_bytes: Annotated[int, Field(ge=4096, le=16 * 1024 * 1024)] = 64 * 1024
     max_header_fields: Annotated[int, Field(ge=16, le=10000)] = 100

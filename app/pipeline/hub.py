@@ -8,7 +8,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Callable
 
-from app.jsonrpc import Message
+from app.core.jsonrpc import Message
 
 #: Per-subscriber bound: a client that does not read loses notifications, the gateway no memory.
 MAX_QUEUED = 256

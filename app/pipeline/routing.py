@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from app.backends import Backend
-from app.jsonrpc import ErrorCode, GatewayError
+from app.core.jsonrpc import ErrorCode, GatewayError
 
 #: Item kinds and the field that names them.
 TOOL, PROMPT, RESOURCE, TEMPLATE = "tool", "prompt", "resource", "template"

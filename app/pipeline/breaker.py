@@ -24,7 +24,7 @@ from typing import Any
 
 from app import telemetry
 from app.config import BreakerConfig
-from app.jsonrpc import ErrorCode, GatewayError
+from app.core.jsonrpc import ErrorCode, GatewayError
 
 log = logging.getLogger("mcp_gateway.breaker")
 

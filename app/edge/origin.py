@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from app.config import GatewayConfig, is_loopback
 from app import telemetry
-from app.jsonrpc import ErrorCode, GatewayError
+from app.core.jsonrpc import ErrorCode, GatewayError
 
 
 def _hostname(authority: str) -> str:

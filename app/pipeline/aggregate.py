@@ -19,8 +19,8 @@ from typing import Any
 
 import orjson
 
-from app.jsonrpc import ErrorCode, GatewayError, Message
-from app.routing import PROMPT, RESOURCE, TEMPLATE, TOOL, Namespace, Router
+from app.core.jsonrpc import ErrorCode, GatewayError, Message
+from app.pipeline.routing import PROMPT, RESOURCE, TEMPLATE, TOOL, Namespace, Router
 
 log = logging.getLogger("mcp_gateway.aggregate")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.gateway import Gateway
-from app.jsonrpc import GatewayError
+from app.pipeline.gateway import Gateway
+from app.core.jsonrpc import GatewayError
 
 
 def namespace_status(gateway: Gateway) -> dict[str, str]:

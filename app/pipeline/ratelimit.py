@@ -37,7 +37,7 @@ from limits.errors import StorageError
 from app import telemetry
 from app.auth import Principal
 from app.config import GatewayConfig, RateLimitConfig
-from app.jsonrpc import ErrorCode, GatewayError
+from app.core.jsonrpc import ErrorCode, GatewayError
 
 log = logging.getLogger("mcp_gateway.ratelimit")
 T = TypeVar("T")
