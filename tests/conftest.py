@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from tests.support import Backend, GatewayProc, ManagedProcess, RedisServer, start_backend, start_gateway
+from tests.support import (
+    Backend,
+    GatewayProc,
+    ManagedProcess,
+    RedisServer,
+    start_backend,
+    start_gateway,
+)
 from tests.support.backends import NetworkTransport
 
 

@@ -21,11 +21,11 @@ import websockets
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.auth.authenticator import AuthFailure, JwtVerifier
-from app.config.auth import JwtConfig
 from app.config import ConfigError, load_config
+from app.config.auth import JwtConfig
 from tests.support import GatewayProc, free_port, start_gateway, stdio_command
-from tests.support.net import wait_until_async
 from tests.support.mcp_http import RawSession
+from tests.support.net import wait_until_async
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 ISSUER = "https://issuer.test"
@@ -80,7 +80,14 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProc]:
 
 def initialize(gateway: GatewayProc, token: str | None) -> httpx.Response:
     session = AuthSession(gateway.url, token)
-    return session.post({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+    return session.post(
+        {
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+        }
+    )
 
 
 @pytest.mark.parametrize(
@@ -90,9 +97,21 @@ def initialize(gateway: GatewayProc, token: str | None) -> httpx.Response:
         (hs256(exp=int(time.time()) - 3600), "token expired"),
         (hs256(aud="someone-else"), "token audience not accepted"),
         (hs256(iss="https://evil.test"), "token issuer not accepted"),
-        (jwt.encode({"sub": "mallory", "scope": "mcp:*", "iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 300}, None, algorithm="none"), "token algorithm not accepted"),
+        (
+            jwt.encode(
+                {"sub": "mallory", "scope": "mcp:*", "iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 300}, None, algorithm="none"
+            ),
+            "token algorithm not accepted",
+        ),
         (hs256()[:-4] + "AAAA", "invalid token"),
-        (jwt.encode({"sub": "x", "iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 300}, "another-secret-of-sufficient-length", algorithm="HS256"), "invalid token"),
+        (
+            jwt.encode(
+                {"sub": "x", "iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 300},
+                "another-secret-of-sufficient-length",
+                algorithm="HS256",
+            ),
+            "invalid token",
+        ),
         (jwt.encode({"sub": "x", "iss": ISSUER, "aud": AUDIENCE}, SECRET, algorithm="HS256"), "lacks the 'exp' claim"),
         ("mcpk_not_a_key", "unknown API key"),
     ],
@@ -131,7 +150,10 @@ def test_read_scope_lists_and_reads_but_cannot_call(secured: GatewayProc) -> Non
     session = AuthSession(secured.url, hs256(scope="mcp:beta:read"))
     session.initialize()
     assert any(t["name"] == "beta__echo" for t in session.call("tools/list", {})["result"]["tools"])
-    assert "beta" in session.call("prompts/get", {"name": "beta__greet", "arguments": {"name": "x"}})["result"]["messages"][0]["content"]["text"]
+    assert (
+        "beta"
+        in session.call("prompts/get", {"name": "beta__greet", "arguments": {"name": "x"}})["result"]["messages"][0]["content"]["text"]
+    )
     response = session.request("tools/call", {"name": "beta__echo", "arguments": {"text": "x"}})
     assert response.status_code == 403 and "may not call tools in namespace 'beta'" in response.json()["error"]["message"]
 
@@ -178,9 +200,20 @@ async def test_websocket_upgrade_requires_credentials(secured: GatewayProc) -> N
     assert refused.value.response.status_code == 401
 
     async with websockets.connect(url, subprotocols=["mcp"], additional_headers=bearer(hs256(scope="mcp:alpha"))) as ws:  # type: ignore[list-item]
-        await ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "initialize",
+                    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+                }
+            )
+        )
         assert "result" in json.loads(await ws.recv())
-        await ws.send(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "beta__echo", "arguments": {"text": "x"}}}))
+        await ws.send(
+            json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "beta__echo", "arguments": {"text": "x"}}})
+        )
         answer = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert answer["id"] == 2 and answer["error"]["code"] == -32003
 
@@ -199,7 +232,7 @@ class JwksServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 outer.fetches += 1
                 if outer.hang:
                     outer.release.wait(30)
@@ -234,7 +267,10 @@ def test_rs256_tokens_verify_against_a_jwks_and_new_keys_are_fetched(tmp_path: P
     first = jwks.add_key("k1")
     gateway = start_gateway(
         {
-            "auth": {"mode": "jwt", "jwt": {"algorithms": ["RS256"], "jwks_url": jwks.url, "audience": AUDIENCE, "jwks_min_refresh_seconds": 0}},
+            "auth": {
+                "mode": "jwt",
+                "jwt": {"algorithms": ["RS256"], "jwks_url": jwks.url, "audience": AUDIENCE, "jwks_min_refresh_seconds": 0},
+            },
             "namespaces": {"alpha": {"backends": [{"name": "alpha-1", "command": stdio_command("alpha")}]}},
         },
         tmp_path,
@@ -247,7 +283,12 @@ def test_rs256_tokens_verify_against_a_jwks_and_new_keys_are_fetched(tmp_path: P
         assert initialize(gateway, rs256(forged_key, "k1")).status_code == 401
         # Algorithm confusion: an HS256 token signed with the public key as secret is refused.
         public_pem = jwt.algorithms.RSAAlgorithm.to_jwk(first.public_key())
-        confused = jwt.encode({"sub": "x", "aud": AUDIENCE, "exp": int(time.time()) + 300}, base64.b64encode(public_pem.encode()), algorithm="HS256", headers={"kid": "k1"})
+        confused = jwt.encode(
+            {"sub": "x", "aud": AUDIENCE, "exp": int(time.time()) + 300},
+            base64.b64encode(public_pem.encode()),
+            algorithm="HS256",
+            headers={"kid": "k1"},
+        )
         assert initialize(gateway, confused).status_code == 401
         assert jwks.fetches == 2
     finally:
@@ -351,13 +392,19 @@ def test_a_missing_jwt_secret_stops_start_up_with_the_key_named(tmp_path: Path) 
     import yaml
 
     config = tmp_path / "g.yaml"
-    config.write_text(yaml.safe_dump({
-        "auth": {"mode": "jwt", "jwt": {"algorithms": ["HS256"], "secret_env": "UNSET_SECRET_FOR_TEST"}},
-        "namespaces": {"n": {"backends": [{"name": "n-1", "url": "http://127.0.0.1:9/mcp"}]}},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "auth": {"mode": "jwt", "jwt": {"algorithms": ["HS256"], "secret_env": "UNSET_SECRET_FOR_TEST"}},
+                "namespaces": {"n": {"backends": [{"name": "n-1", "url": "http://127.0.0.1:9/mcp"}]}},
+            }
+        )
+    )
     result = subprocess.run(
         [sys.executable, "-m", "app", "serve", "--config", str(config), "--port", str(free_port())],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 2
     assert "auth.jwt.secret_env: environment variable UNSET_SECRET_FOR_TEST is not set" in result.stderr
@@ -369,8 +416,11 @@ def test_every_attempt_is_counted_by_type_and_result(tmp_path: Path) -> None:
     metrics_port = free_port()
     gateway = start_gateway(
         {
-            "auth": {"mode": ["jwt", "api_key"], "jwt": {"algorithms": ["HS256"], "secret_env": "TEST_JWT_SECRET", "issuer": ISSUER, "audience": AUDIENCE},
-                     "api_keys": [{"sha256": hashlib.sha256(API_KEY.encode()).hexdigest(), "subject": "ci-bot"}]},
+            "auth": {
+                "mode": ["jwt", "api_key"],
+                "jwt": {"algorithms": ["HS256"], "secret_env": "TEST_JWT_SECRET", "issuer": ISSUER, "audience": AUDIENCE},
+                "api_keys": [{"sha256": hashlib.sha256(API_KEY.encode()).hexdigest(), "subject": "ci-bot"}],
+            },
             "namespaces": {"alpha": {"backends": [{"name": "alpha-1", "command": stdio_command("alpha")}]}},
         },
         tmp_path,

@@ -4,6 +4,7 @@ session carry on."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sys
@@ -213,7 +214,9 @@ def test_a_dead_replica_is_skipped(stack: Stack) -> None:
     assert health(stack.url)["backends"]["pair"] == "degraded"
 
 
-@pytest.mark.parametrize(("namespace", "replicas"), [("duo", {"duo-a", "duo-b"}), ("duo_rr", {"duo-a", "duo-b"})], ids=["least_inflight", "round_robin"])
+@pytest.mark.parametrize(
+    ("namespace", "replicas"), [("duo", {"duo-a", "duo-b"}), ("duo_rr", {"duo-a", "duo-b"})], ids=["least_inflight", "round_robin"]
+)
 def test_sessions_are_spread_across_live_replicas(stack: Stack, namespace: str, replicas: set[str]) -> None:
     seen: list[str] = []
     for _ in range(6):
@@ -243,7 +246,7 @@ def stdio_pids(name: str, parent: int) -> list[int]:
         except OSError:
             continue
         ppid = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("PPid:")), None)
-        named = any(a == b"--name" and b == name.encode() for a, b in zip(args, args[1:]))
+        named = any(a == b"--name" and b == name.encode() for a, b in itertools.pairwise(args))
         if named and ppid == parent and any(a.endswith(b"everything.py") for a in args):
             found.append(int(entry.name))
     return found
@@ -279,7 +282,12 @@ def test_killed_stdio_backend_fails_the_call_in_flight_and_is_restarted(stdio_ga
         pid = wait_for_pid(name, gateway)
         # `sample` waits for the client's answer: the call is surely in flight upstream when the
         # sampling request reaches us, and the backend is killed while it waits.
-        body = {"jsonrpc": "2.0", "id": "inflight", "method": "tools/call", "params": {"name": "local__sample", "arguments": {"prompt": "hi"}}}
+        body = {
+            "jsonrpc": "2.0",
+            "id": "inflight",
+            "method": "tools/call",
+            "params": {"name": "local__sample", "arguments": {"prompt": "hi"}},
+        }
         started = time.monotonic()
         events: list[dict[str, Any]] = []
         with raw.client.stream("POST", raw.url, content=orjson.dumps(body), headers=raw.headers()) as response:
@@ -302,7 +310,10 @@ def test_killed_stdio_backend_fails_the_call_in_flight_and_is_restarted(stdio_ga
         # Other namespaces never noticed.
         assert text_of(call_tool(raw, "ok__echo", {"text": "fine"})) == "fine"
         # A later call is served by a fresh process.
-        assert text_of(wait_until(lambda: _succeeds(raw, "local__whoami", "local"), timeout=15, message="local__whoami after the kill")) == name
+        assert (
+            text_of(wait_until(lambda: _succeeds(raw, "local__whoami", "local"), timeout=15, message="local__whoami after the kill"))
+            == name
+        )
         assert wait_for_pid(name, gateway, other_than=pid) != pid
     finally:
         raw.close()
@@ -316,7 +327,14 @@ def test_killed_idle_stdio_backend_is_restarted_on_the_next_calls(stdio_gateway:
         assert text_of(call_tool(raw, "local__whoami")) == name
         pid = wait_for_pid(name, gateway)
         os.kill(pid, signal.SIGKILL)
-        assert text_of(wait_until(lambda: _succeeds(raw, "local__echo", "local", {"text": "back"}), timeout=15, message="local__echo after the kill")) == "back"
+        assert (
+            text_of(
+                wait_until(
+                    lambda: _succeeds(raw, "local__echo", "local", {"text": "back"}), timeout=15, message="local__echo after the kill"
+                )
+            )
+            == "back"
+        )
         new_pid = wait_for_pid(name, gateway, other_than=pid)
         assert new_pid != pid
         # The restarted process serves every session, not only the one that noticed.
@@ -389,9 +407,7 @@ def _succeeds(session: RawSession, tool: str, namespace: str, arguments: dict[st
 # -- HTTP backend restarted -----------------------------------------------------------------------
 
 
-def test_restarted_http_backend_gets_a_fresh_upstream_session(
-    backend: Callable[..., Backend], gateway: Callable[..., GatewayProc]
-) -> None:
+def test_restarted_http_backend_gets_a_fresh_upstream_session(backend: Callable[..., Backend], gateway: Callable[..., GatewayProc]) -> None:
     phoenix = backend(f"phoenix-{uuid.uuid4().hex[:6]}", "http")
     gw = gateway({"namespaces": {"rise": {"backends": [{"name": "rise-1", "url": phoenix.url}]}}})
     raw = new_session(gw.url)

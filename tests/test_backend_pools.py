@@ -60,7 +60,10 @@ def test_standalone_streams_are_capped_per_principal(
     gw = gateway(
         {
             **state,
-            "auth": {"mode": "api_key", "api_keys": [{"sha256": hashlib.sha256(k.encode()).hexdigest(), "subject": s} for s, k in KEYS.items()]},
+            "auth": {
+                "mode": "api_key",
+                "api_keys": [{"sha256": hashlib.sha256(k.encode()).hexdigest(), "subject": s} for s, k in KEYS.items()],
+            },
             "max_streams_per_principal": 2,
             "namespaces": {"live": {"backends": [{"name": "live-1", "url": server.url}]}},
         }
@@ -81,6 +84,7 @@ def test_standalone_streams_are_capped_per_principal(
         # Another caller is not affected, and the capped one still calls tools.
         assert listen(held, bob).status_code == 200
         assert "result" in alice[2].call("tools/call", {"name": "live__echo", "arguments": {"text": "calls"}})
+
     # Closed streams give their slots back.
     def reopened() -> bool:
         with ExitStack() as stack:

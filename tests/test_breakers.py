@@ -15,9 +15,18 @@ from typing import Any
 
 import pytest
 
-from app.pipeline.breaker import CircuitBreaker, CircuitOpen, State, state_counts
 from app.config import BreakerConfig, parse_config
-from tests.guard_support import call_tool, kill, metric, metrics_env, new_session, start_flaky, start_together, text_of
+from app.pipeline.breaker import CircuitBreaker, CircuitOpen, State, state_counts
+from tests.guard_support import (
+    call_tool,
+    kill,
+    metric,
+    metrics_env,
+    new_session,
+    start_flaky,
+    start_together,
+    text_of,
+)
 from tests.support import Backend, GatewayProc, http_status, stdio_command, wait_until
 
 # -- the state machine ------------------------------------------------------------------------------
@@ -33,7 +42,14 @@ class Clock:
 
 def breaker(**settings: Any) -> tuple[CircuitBreaker, Clock]:
     clock = Clock()
-    defaults: dict[str, Any] = {"failure_threshold": 3, "error_rate": 0.5, "window_seconds": 10, "min_calls": 10, "cooldown_seconds": 5, "half_open_probes": 1}
+    defaults: dict[str, Any] = {
+        "failure_threshold": 3,
+        "error_rate": 0.5,
+        "window_seconds": 10,
+        "min_calls": 10,
+        "cooldown_seconds": 5,
+        "half_open_probes": 1,
+    }
     return CircuitBreaker("ns", "ns-1", BreakerConfig(**{**defaults, **settings}), clock), clock
 
 
@@ -149,12 +165,25 @@ def test_the_circuit_open_error_names_the_namespace() -> None:
 def test_breaker_and_timeout_settings_are_validated_with_their_keys() -> None:
     from app.config import ConfigError
 
-    namespaces = {"a": {"timeout_seconds": 2, "backends": [{"name": "a-1", "url": "http://127.0.0.1:1/mcp"}, {"name": "a-2", "url": "http://127.0.0.1:2/mcp", "timeout_seconds": 7}]}}
+    namespaces = {
+        "a": {
+            "timeout_seconds": 2,
+            "backends": [
+                {"name": "a-1", "url": "http://127.0.0.1:1/mcp"},
+                {"name": "a-2", "url": "http://127.0.0.1:2/mcp", "timeout_seconds": 7},
+            ],
+        }
+    }
     config = parse_config({"namespaces": namespaces})
     ns = config.namespaces["a"]
     assert [ns.effective(b).timeout_seconds for b in ns.backends] == [2, 7]  # The replica's own wins.
     with pytest.raises(ConfigError) as caught:
-        parse_config({"breaker": {"failure_threshold": 0, "error_rate": 1.5, "cooldown": 3}, "namespaces": {**namespaces, "b": {"timeout_seconds": -1, "backends": [{"name": "b-1", "url": "http://127.0.0.1:3/mcp"}]}}})
+        parse_config(
+            {
+                "breaker": {"failure_threshold": 0, "error_rate": 1.5, "cooldown": 3},
+                "namespaces": {**namespaces, "b": {"timeout_seconds": -1, "backends": [{"name": "b-1", "url": "http://127.0.0.1:3/mcp"}]}},
+            }
+        )
     problems = "\n".join(caught.value.problems)
     for key in ("breaker.failure_threshold", "breaker.error_rate", "breaker.cooldown: unknown key", "namespaces.b.timeout_seconds"):
         assert key in problems, problems
@@ -169,7 +198,11 @@ NO_LIMITS = {"enabled": False}
 
 def circuit_open(message: dict[str, Any], namespace: str) -> bool:
     error = message.get("error") or {}
-    return error.get("code") == -32050 and "circuit breaker open" in error.get("message", "") and error.get("data", {}).get("namespace") == namespace
+    return (
+        error.get("code") == -32050
+        and "circuit breaker open" in error.get("message", "")
+        and error.get("data", {}).get("namespace") == namespace
+    )
 
 
 @dataclass
@@ -310,7 +343,10 @@ def flaky_pair(tmp_path: Path, backend: Callable[..., Backend], gateway: Callabl
                 "breaker": {**BREAKER, "failure_threshold": threshold, "cooldown_seconds": 60},
                 "rate_limits": NO_LIMITS,
                 "namespaces": {
-                    "duo": {"balance": "round_robin", "backends": [{"name": "flaky-1", "url": flaky.url}, {"name": "good-1", "url": good.url}]},
+                    "duo": {
+                        "balance": "round_robin",
+                        "backends": [{"name": "flaky-1", "url": flaky.url}, {"name": "good-1", "url": good.url}],
+                    },
                     "side": {"backends": [{"name": "side-1", "command": stdio_command("side")}]},
                 },
             }
@@ -368,7 +404,10 @@ def test_every_replica_open_fails_fast_naming_the_namespace(tmp_path: Path, gate
             {
                 "breaker": {**BREAKER, "failure_threshold": 2, "cooldown_seconds": 60},
                 "rate_limits": NO_LIMITS,
-                "namespaces": {"sick": {"backends": [{"name": "sick-1", "url": flaky.url}]}, "side": {"backends": [{"name": "side-1", "command": stdio_command("side")}]}},
+                "namespaces": {
+                    "sick": {"backends": [{"name": "sick-1", "url": flaky.url}]},
+                    "side": {"backends": [{"name": "side-1", "command": stdio_command("side")}]},
+                },
             }
         )
         session = new_session(gw.url)
@@ -390,7 +429,13 @@ def test_tool_errors_and_json_rpc_errors_do_not_open_the_circuit(
     backend: Callable[..., Backend], gateway: Callable[..., GatewayProc]
 ) -> None:
     server = backend("tolerant")
-    gw = gateway({"breaker": {**BREAKER, "failure_threshold": 2}, "rate_limits": NO_LIMITS, "namespaces": {"t": {"backends": [{"name": "t-1", "url": server.url}]}}})
+    gw = gateway(
+        {
+            "breaker": {**BREAKER, "failure_threshold": 2},
+            "rate_limits": NO_LIMITS,
+            "namespaces": {"t": {"backends": [{"name": "t-1", "url": server.url}]}},
+        }
+    )
     session = new_session(gw.url)
     for _ in range(3):
         assert call_tool(session, "t__fail", {"message": "nope"})["result"]["isError"]  # A tool error.

@@ -13,7 +13,14 @@ import yaml
 
 from app.config import ConfigError, load_config, parse_config
 from app.demo import sdk_problem as demo_sdk_problem
-from tests.support import ManagedProcess, free_port, http_status, start_gateway, stdio_command, wait_until
+from tests.support import (
+    ManagedProcess,
+    free_port,
+    http_status,
+    start_gateway,
+    stdio_command,
+    wait_until,
+)
 from tests.support.mcp_http import RawSession
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +47,12 @@ def test_check_config_accepts_the_documented_example(tmp_path: Path) -> None:
             "tool_separator": "__",
             "session_ttl_seconds": 3600,
             "namespaces": {
-                "weather": {"backends": [{"name": "weather-1", "url": "http://127.0.0.1:9001/mcp"}, {"name": "weather-2", "url": "ws://127.0.0.1:9002/mcp"}]},
+                "weather": {
+                    "backends": [
+                        {"name": "weather-1", "url": "http://127.0.0.1:9001/mcp"},
+                        {"name": "weather-2", "url": "ws://127.0.0.1:9002/mcp"},
+                    ]
+                },
                 "files": {"prefix": False, "backends": [{"name": "files-1", "command": ["python", "-m", "some_server"], "env": {}}]},
             },
         },
@@ -111,7 +123,9 @@ def test_a_key_given_twice_is_refused_with_both_lines_by_check_config_and_serve(
     assert result.stderr.splitlines() == [f"{path}: {line}" for line in expected] + [f"{path}: 2 problem(s) found"]
     served = run_cli("serve", "--config", str(path), "--port", str(free_port()))
     assert served.returncode == 2
-    assert [line for line in served.stderr.splitlines() if line.startswith("config error: ")] == [f"config error: {line}" for line in expected]
+    assert [line for line in served.stderr.splitlines() if line.startswith("config error: ")] == [
+        f"config error: {line}" for line in expected
+    ]
 
 
 def test_field_and_cross_field_problems_are_reported_together_one_per_line(tmp_path: Path) -> None:
@@ -132,18 +146,20 @@ def test_field_and_cross_field_problems_are_reported_together_one_per_line(tmp_p
     result = run_cli("check-config", str(bad))
     assert result.returncode == 1
     lines = [line.removeprefix(f"{bad}: ") for line in result.stderr.splitlines()]
-    assert sorted(lines[:-1]) == sorted([
-        "session_ttl_seconds: Input should be a valid integer, unable to parse string as an integer",
-        "namespcaes: unknown key; did you mean 'namespaces'?",
-        "rate_limits.per_ipp: unknown key; did you mean 'per_ip'?",
-        "namespaces.a__b.backends.0.url: must be an http(s):// (Streamable HTTP) or ws(s):// (WebSocket) URL",
-        "namespaces.c.backends.0.timeout_secs: unknown key; did you mean 'timeout_seconds'?",
-        "auth.mode: 'none' is only allowed when the gateway binds a loopback address, not '0.0.0.0'; configure jwt or api_key",
-        "metrics_port: 9090 is also the gateway's port; use another one (or 0 to turn metrics off)",
-        "rate_limits.namespaces: no such namespace: 'nowhere'",
-        "namespaces.a__b: name contains the tool separator '__'",
-        "namespaces.c.backends: backend name 'same' is already used in namespace 'a__b'",
-    ])
+    assert sorted(lines[:-1]) == sorted(
+        [
+            "session_ttl_seconds: Input should be a valid integer, unable to parse string as an integer",
+            "namespcaes: unknown key; did you mean 'namespaces'?",
+            "rate_limits.per_ipp: unknown key; did you mean 'per_ip'?",
+            "namespaces.a__b.backends.0.url: must be an http(s):// (Streamable HTTP) or ws(s):// (WebSocket) URL",
+            "namespaces.c.backends.0.timeout_secs: unknown key; did you mean 'timeout_seconds'?",
+            "auth.mode: 'none' is only allowed when the gateway binds a loopback address, not '0.0.0.0'; configure jwt or api_key",
+            "metrics_port: 9090 is also the gateway's port; use another one (or 0 to turn metrics off)",
+            "rate_limits.namespaces: no such namespace: 'nowhere'",
+            "namespaces.a__b: name contains the tool separator '__'",
+            "namespaces.c.backends: backend name 'same' is already used in namespace 'a__b'",
+        ]
+    )
     assert lines[-1] == "10 problem(s) found"
     # The gateway refuses to start for the same problems (its --port moves it off the metrics port).
     served = run_cli("serve", "--config", str(bad), "--port", str(free_port()))
@@ -164,16 +180,34 @@ def test_duplicate_backend_names_and_separator_in_namespace_are_errors() -> None
         load_config(
             None,
             environ={},
-            overrides={"namespaces": {"a": {"backends": [{"name": "same", "url": "http://h/mcp"}]}, "b": {"backends": [{"name": "same", "url": "http://h/mcp"}]}}},
+            overrides={
+                "namespaces": {
+                    "a": {"backends": [{"name": "same", "url": "http://h/mcp"}]},
+                    "b": {"backends": [{"name": "same", "url": "http://h/mcp"}]},
+                }
+            },
         )
     assert "'same' is already used in namespace 'a'" in str(error.value)
 
 
 def test_environment_wins_over_the_file(tmp_path: Path) -> None:
-    path = write(tmp_path / "g.yaml", {"host": "127.0.0.1", "port": 1111, "redis_url": "redis://file:6379/0", "namespaces": {"n": {"backends": [{"name": "n-1", "url": "http://h/mcp"}]}}})
+    path = write(
+        tmp_path / "g.yaml",
+        {
+            "host": "127.0.0.1",
+            "port": 1111,
+            "redis_url": "redis://file:6379/0",
+            "namespaces": {"n": {"backends": [{"name": "n-1", "url": "http://h/mcp"}]}},
+        },
+    )
     config = load_config(
         None,
-        environ={"MCP_GATEWAY_CONFIG": str(path), "MCP_GATEWAY_PORT": "2222", "MCP_GATEWAY_HOST": "127.0.0.2", "MCP_GATEWAY_REDIS_URL": "redis://env:6379/1"},
+        environ={
+            "MCP_GATEWAY_CONFIG": str(path),
+            "MCP_GATEWAY_PORT": "2222",
+            "MCP_GATEWAY_HOST": "127.0.0.2",
+            "MCP_GATEWAY_REDIS_URL": "redis://env:6379/1",
+        },
     )
     assert (config.port, config.host, config.redis_url) == (2222, "127.0.0.2", "redis://env:6379/1")
     assert load_config(path, overrides={"port": 3333}, environ={"MCP_GATEWAY_PORT": "2222"}).port == 3333
@@ -209,7 +243,12 @@ def test_the_embedded_default_serves_the_demo_backends(tmp_path: Path) -> None:
         forecast = session.call("tools/call", {"name": "weather__get_forecast", "arguments": {"city": "Oslo", "days": 1}})
         assert "Oslo" in forecast["result"]["content"][0]["text"] or forecast["result"]["isError"] is False
         health = httpx.get(f"{url}/health").json()
-        assert health == {"status": "healthy", "backends": {"weather": "healthy", "notes": "healthy"}, "redis": "not_configured", "sessions_active": 1}
+        assert health == {
+            "status": "healthy",
+            "backends": {"weather": "healthy", "notes": "healthy"},
+            "redis": "not_configured",
+            "sessions_active": 1,
+        }
     finally:
         proc.stop()
 
@@ -219,7 +258,12 @@ def test_the_embedded_default_without_the_demo_extra_exits_saying_what_to_instal
     without_sdk = "import sys; sys.modules['mcp'] = None; from app.cli import main; sys.exit(main())"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_GATEWAY_")}
     result = subprocess.run(
-        [sys.executable, "-c", without_sdk, "serve", "--port", str(free_port())], capture_output=True, text=True, timeout=30, env=env, cwd=REPO
+        [sys.executable, "-c", without_sdk, "serve", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+        cwd=REPO,
     )
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
@@ -242,7 +286,9 @@ def test_readyz_is_503_until_backends_were_discovered(tmp_path: Path) -> None:
     port = free_port()
     config = write(tmp_path / "slow.yaml", {"namespaces": {"slow": {"backends": [{"name": "slow-1", "command": slow}]}}})
     env = {**os.environ, "MCP_GATEWAY_METRICS_PORT": "0"}
-    proc = ManagedProcess([str(MCP_GATEWAY), "serve", "--config", str(config), "--port", str(port)], tmp_path / "slow.log", env=env, cwd=REPO).start()
+    proc = ManagedProcess(
+        [str(MCP_GATEWAY), "serve", "--config", str(config), "--port", str(port)], tmp_path / "slow.log", env=env, cwd=REPO
+    ).start()
     url = f"http://127.0.0.1:{port}"
     try:
         proc.wait_ready(lambda: http_status(f"{url}/healthz") == 200, 20, "gateway not alive")
@@ -258,13 +304,20 @@ def test_readyz_is_200_with_every_backend_down_and_health_reports_them(tmp_path:
     """Readiness is this replica's own (discovery done, state store answering): a backend outage,
     which every replica shares, must not take them all out of the load balancer."""
     down = {"backends": [{"name": "gone-1", "url": "http://127.0.0.1:9/mcp"}]}
-    gateway = start_gateway({"namespaces": {"one": down, "two": {"backends": [{"name": "gone-2", "url": "ws://127.0.0.1:9/mcp"}]}}}, tmp_path)
+    gateway = start_gateway(
+        {"namespaces": {"one": down, "two": {"backends": [{"name": "gone-2", "url": "ws://127.0.0.1:9/mcp"}]}}}, tmp_path
+    )
     try:
         ready = httpx.get(f"{gateway.url}/readyz")
         assert ready.status_code == 200 and ready.json() == {"ready": True, "state_store": "ok", "draining": False, "in_flight": 0}
         health = httpx.get(f"{gateway.url}/health")
         assert health.status_code == 503
-        assert health.json() | {"sessions_active": 0} == {"status": "unhealthy", "backends": {"one": "unhealthy", "two": "unhealthy"}, "redis": "not_configured", "sessions_active": 0}
+        assert health.json() | {"sessions_active": 0} == {
+            "status": "unhealthy",
+            "backends": {"one": "unhealthy", "two": "unhealthy"},
+            "redis": "not_configured",
+            "sessions_active": 0,
+        }
     finally:
         gateway.proc.stop()
 

@@ -50,9 +50,9 @@ class FakeGrafana:
 
 
 class Handler(BaseHTTPRequestHandler):
-    server: "Server"
+    server: Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _reply(self, status: int, body: Any) -> None:
@@ -110,13 +110,13 @@ class Handler(BaseHTTPRequestHandler):
             )
         return self._reply(404, {"message": "Not found"})
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._handle("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._handle("POST")
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._handle("PUT")
 
 
@@ -291,9 +291,7 @@ def test_cli_with_datasources_from_terraform_output(
     assert "mcp-prometheus-global" in grafana.datasources
 
 
-def test_cli_failure_exits_1_without_the_token(
-    grafana: FakeGrafana, dashboards_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_failure_exits_1_without_the_token(grafana: FakeGrafana, dashboards_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     grafana.fail[("GET", "/api/folders")] = (403, {"message": f"Access denied to {TOKEN}"})
     status = _cli(["dashboards", "publish", "--grafana-url", grafana.url, "--token", TOKEN, "--dir", str(dashboards_dir)])
     out, err = capsys.readouterr()
@@ -302,9 +300,7 @@ def test_cli_failure_exits_1_without_the_token(
     assert TOKEN not in out + err
 
 
-def test_cli_without_a_token_exits_2(
-    dashboards_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_without_a_token_exits_2(dashboards_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.delenv("GRAFANA_TOKEN", raising=False)
     assert _cli(["dashboards", "publish", "--grafana-url", "http://127.0.0.1:9", "--dir", str(dashboards_dir)]) == 2
     assert "GRAFANA_TOKEN" in capsys.readouterr().err

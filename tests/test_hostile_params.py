@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import GatewayProc
-from tests.support.stacks import every_transport
 from tests.support.mcp_http import RawSession, messages
 from tests.support.mcp_ws import WsSession
+from tests.support.stacks import every_transport
 
 #: Namespaces by backend transport: Streamable HTTP, WebSocket, stdio.
 NAMESPACES = ("web", "sock", "local")
@@ -140,15 +140,25 @@ def assert_still_serving(call: Any) -> None:
 
 #: The cases reported against the gateway, each once per backend transport where it matters.
 REPORTED = [
-    pytest.param({"method": "completion/complete", "params": {"ref": "local__greet", "argument": {"name": "n", "value": ""}}}, "ref", id="ref-string"),
+    pytest.param(
+        {"method": "completion/complete", "params": {"ref": "local__greet", "argument": {"name": "n", "value": ""}}}, "ref", id="ref-string"
+    ),
     *(
-        pytest.param({"method": "tools/call", "params": {"name": f"{ns}__echo", "arguments": {"text": "x"}, "_meta": "x"}}, "_meta", id=f"meta-string-{ns}")
+        pytest.param(
+            {"method": "tools/call", "params": {"name": f"{ns}__echo", "arguments": {"text": "x"}, "_meta": "x"}},
+            "_meta",
+            id=f"meta-string-{ns}",
+        )
         for ns in NAMESPACES
     ),
     pytest.param({"method": "tools/call", "params": {"name": "local__echo", "arguments": "x"}}, "arguments", id="arguments-string"),
     pytest.param({"method": "resources/read", "params": {"uri": ["info://local"]}}, "uri", id="uri-list"),
     pytest.param({"method": "tools/list", "params": {"cursor": {"c": 1}}}, "cursor", id="cursor-object"),
-    pytest.param({"method": "tools/call", "params": {"name": "local__echo", "_meta": {"progressToken": 1.5}}}, "_meta.progressToken", id="token-float"),
+    pytest.param(
+        {"method": "tools/call", "params": {"name": "local__echo", "_meta": {"progressToken": 1.5}}},
+        "_meta.progressToken",
+        id="token-float",
+    ),
 ]
 
 
@@ -165,9 +175,7 @@ def test_a_wrongly_typed_field_is_invalid_params_naming_it(
 
 
 @pytest.mark.parametrize("request_id", [{"id": 1}, [1], 1.5, True, None])
-def test_a_cancellation_with_a_malformed_request_id_is_refused_and_nothing_breaks(
-    http: RawSession, ws: WsSession, request_id: Any
-) -> None:
+def test_a_cancellation_with_a_malformed_request_id_is_refused_and_nothing_breaks(http: RawSession, ws: WsSession, request_id: Any) -> None:
     cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": request_id}}
     response = http.post(cancel)
     assert response.status_code == 400, response.text
@@ -232,11 +240,16 @@ def assert_duplicate_refused(answer: dict[str, Any], request_id: int) -> None:
 @pytest.mark.parametrize("ns", NAMESPACES)
 def test_a_duplicate_id_in_flight_is_refused_over_http_and_the_first_is_answered(http: RawSession, ns: str) -> None:
     request_id = next(_ids)
-    with httpx.Client(timeout=30) as client, client.stream("POST", http.url, content=orjson.dumps(sample_call(ns, request_id)), headers=http.headers()) as first:
+    with (
+        httpx.Client(timeout=30) as client,
+        client.stream("POST", http.url, content=orjson.dumps(sample_call(ns, request_id)), headers=http.headers()) as first,
+    ):
         assert first.status_code == 200
         stream = sse_messages(first.iter_lines())
         server_request = next(stream)
-        duplicate = http.post({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": f"{ns}__echo", "arguments": {"text": "dup"}}})
+        duplicate = http.post(
+            {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": f"{ns}__echo", "arguments": {"text": "dup"}}}
+        )
         assert duplicate.status_code == 400, duplicate.text
         assert_duplicate_refused(duplicate.json(), request_id)
         assert http.post(sampled(server_request)).status_code == 202
@@ -250,7 +263,9 @@ def test_a_duplicate_id_in_flight_is_refused_over_http_and_the_first_is_answered
 @pytest.mark.parametrize("ns", NAMESPACES)
 def test_a_duplicate_id_in_flight_is_refused_over_websocket_and_the_first_is_answered(stack: GatewayProc, ns: str) -> None:
     with WsSession(ws_url(stack)) as session:
-        session.call("initialize", {"protocolVersion": "2025-11-25", "capabilities": {"sampling": {}}, "clientInfo": {"name": "t", "version": "1"}})
+        session.call(
+            "initialize", {"protocolVersion": "2025-11-25", "capabilities": {"sampling": {}}, "clientInfo": {"name": "t", "version": "1"}}
+        )
         request_id = next(_ids)
         session.conn.send(orjson.dumps(sample_call(ns, request_id)).decode())
         server_request = orjson.loads(session.conn.recv(timeout=15))

@@ -40,7 +40,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         gateway = start_gateway(
             {"namespaces": {"local": {"backends": [{"name": "local-1", "command": stdio_command("local")}]}}},
             workdir,
-            env={"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.grpc_endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_BLRP_SCHEDULE_DELAY": "100"},
+            env={
+                "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.grpc_endpoint,
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+                "OTEL_BSP_SCHEDULE_DELAY": "100",
+                "OTEL_BLRP_SCHEDULE_DELAY": "100",
+            },
         )
         yield Stack(gateway, otlp)
         gateway.proc.stop()

@@ -13,7 +13,15 @@ import re
 
 import pytest
 
-from tests.ops_support import COLLECTOR_DIR, PROMETHEUS_CONFIG, Selector, all_expressions, check_collector_config, load_distribution, selectors
+from tests.ops_support import (
+    COLLECTOR_DIR,
+    PROMETHEUS_CONFIG,
+    Selector,
+    all_expressions,
+    check_collector_config,
+    load_distribution,
+    selectors,
+)
 from tests.ops_support.collector import component_type, load_config, pipelines
 
 DIST = load_distribution()
@@ -50,9 +58,7 @@ def test_one_distribution_and_version_is_pinned_everywhere() -> None:
 def test_component_list_is_the_2026_naming() -> None:
     # The renames an operator trips over when copying older examples.
     assert {"otlp_grpc", "otlp_http", "prometheus_remote_write", "elasticsearch"} <= DIST.components["exporters"]
-    assert {"memory_limiter", "batch", "resource", "resource_detection", "tail_sampling", "attributes"} <= DIST.components[
-        "processors"
-    ]
+    assert {"memory_limiter", "batch", "resource", "resource_detection", "tail_sampling", "attributes"} <= DIST.components["processors"]
     assert {"sigv4auth", "basicauth", "bearertokenauth", "health_check"} <= DIST.components["extensions"]
     assert DIST.deprecated_aliases["exporters"]["otlp"] == "otlp_grpc"
     assert DIST.deprecated_aliases["exporters"]["prometheusremotewrite"] == "prometheus_remote_write"
@@ -87,14 +93,14 @@ def test_every_exporter_is_used_by_a_pipeline(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_endpoints_and_credentials_come_from_the_environment(name: str) -> None:
     config = CONFIGS[name]
-    for cid, cfg in config["exporters"].items():
+    for _cid, cfg in config["exporters"].items():
         endpoints = cfg.get("endpoints") or [cfg.get("endpoint")]
         for endpoint in endpoints:
             _env_name(endpoint)
-    for cid, cfg in _of_type(config, "extensions", "basicauth").items():
+    for _cid, cfg in _of_type(config, "extensions", "basicauth").items():
         _env_name(cfg["client_auth"]["username"])
         _env_name(cfg["client_auth"]["password"])
-    for cid, cfg in _of_type(config, "extensions", "bearertokenauth").items():
+    for _cid, cfg in _of_type(config, "extensions", "bearertokenauth").items():
         _env_name(cfg["token"])
     text = (COLLECTOR_DIR / f"{name}.yaml").read_text()
     assert "${env:" in text
@@ -109,7 +115,13 @@ def _mutate_region(change) -> dict:
 
 
 def _batch_first(c: dict) -> None:
-    c["service"]["pipelines"]["traces"]["processors"] = ["batch", "memory_limiter", "resource_detection", "resource/region", "tail_sampling"]
+    c["service"]["pipelines"]["traces"]["processors"] = [
+        "batch",
+        "memory_limiter",
+        "resource_detection",
+        "resource/region",
+        "tail_sampling",
+    ]
 
 
 def _deprecated_name(c: dict) -> None:
@@ -196,7 +208,7 @@ def test_region_stamps_region_and_environment_on_every_signal_after_resource_det
 def test_region_metrics_carry_region_as_a_label() -> None:
     # Remote write only turns resource attributes into target_info, so the metrics
     # pipeline also puts `region` on each data point (the label rules group by).
-    (cid, attrs), = _of_type(REGION, "processors", "attributes").items()
+    ((cid, attrs),) = _of_type(REGION, "processors", "attributes").items()
     for name in ("metrics", SCRAPE_PIPELINE):
         assert cid in pipelines(REGION)[name]["processors"], name
     assert [(a["key"], a["action"]) for a in attrs["actions"]] == [("region", "upsert")]
@@ -219,7 +231,7 @@ def test_region_keeps_every_error_and_slow_trace_and_samples_the_rest() -> None:
 
 def test_region_sends_metrics_to_managed_prometheus_with_sigv4() -> None:
     exporters = pipelines(REGION)["metrics"]["exporters"]
-    (cid, prw), = _of_type(REGION, "exporters", "prometheus_remote_write").items()
+    ((cid, prw),) = _of_type(REGION, "exporters", "prometheus_remote_write").items()
     assert cid in exporters
     authenticator = prw["auth"]["authenticator"]
     assert component_type(authenticator) == "sigv4auth"
@@ -302,7 +314,10 @@ def test_region_scraped_series_keep_their_job_and_one_instance_per_task() -> Non
     attributes = {a["key"]: a for a in REGION["processors"]["resource/targets"]["attributes"]}
     # remote write: job = [service.namespace/]service.name, instance = service.instance.id
     assert attributes["service.namespace"]["action"] == "delete"
-    assert (attributes["service.instance.id"]["from_attribute"], attributes["service.instance.id"]["action"]) == ("aws.ecs.task.id", "upsert")
+    assert (attributes["service.instance.id"]["from_attribute"], attributes["service.instance.id"]["action"]) == (
+        "aws.ecs.task.id",
+        "upsert",
+    )
     assert "ecs" in REGION["processors"]["resource_detection"]["detectors"]
     assert procs.index("resource_detection") < procs.index("resource/targets")
     for cid in pipelines(REGION)["metrics"]["exporters"]:
@@ -320,7 +335,7 @@ def test_federation_receives_every_region_with_authentication() -> None:
 
 
 def test_federation_writes_the_global_prometheus_and_central_jaeger() -> None:
-    (cid, prw), = _of_type(FEDERATION, "exporters", "prometheus_remote_write").items()
+    ((cid, prw),) = _of_type(FEDERATION, "exporters", "prometheus_remote_write").items()
     assert pipelines(FEDERATION)["metrics"]["exporters"] == [cid]
     assert component_type(prw["auth"]["authenticator"]) == "sigv4auth"
     assert _env_name(prw["endpoint"]) == "AMP_GLOBAL_REMOTE_WRITE_URL"
@@ -333,5 +348,5 @@ def test_federation_keeps_regions_apart() -> None:
     for pipe in pipelines(FEDERATION).values():
         assert [component_type(p) for p in pipe["processors"]] == ["memory_limiter", "batch"]
     assert "region" not in str(FEDERATION.get("processors"))
-    for cid, prw in _of_type(FEDERATION, "exporters", "prometheus_remote_write").items():
+    for _cid, prw in _of_type(FEDERATION, "exporters", "prometheus_remote_write").items():
         assert "external_labels" not in prw  # one value for all regions would erase them

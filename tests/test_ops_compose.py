@@ -34,7 +34,15 @@ from app.config import GatewayConfig, load_config
 from app.tcp_bridge.command import add_arguments, build_config
 from app.tcp_bridge.config import BridgeConfig
 from app.telemetry.setup import exporters_for
-from tests.ops_support import COLLECTOR_DIR, DASHBOARD_FILES, PROMETHEUS_CONFIG, REPO, RULE_FILES, load_distribution, promtool
+from tests.ops_support import (
+    COLLECTOR_DIR,
+    DASHBOARD_FILES,
+    PROMETHEUS_CONFIG,
+    REPO,
+    RULE_FILES,
+    load_distribution,
+    promtool,
+)
 from tests.ops_support.tools import output
 from tests.test_dockerfile import parse_dockerfile
 
@@ -270,7 +278,7 @@ def test_images_are_pinned_and_the_gateway_builds_from_the_repository() -> None:
 def test_every_mounted_file_exists_and_is_read_only() -> None:
     for name, service in SERVICES.items():
         for volume in service.get("volumes") or []:
-            source, target, *mode = volume.split(":")
+            source, _target, *mode = volume.split(":")
             assert source.startswith("."), f"{name}: {volume!r} is not a file from the repository"
             assert (BASE / source).exists(), f"{name}: {source} does not exist (relative to otel/)"
             assert mode == ["ro"], f"{name}: {volume!r} should be mounted read-only"
@@ -279,7 +287,7 @@ def test_every_mounted_file_exists_and_is_read_only() -> None:
 def test_dependencies_name_services_and_health_conditions_have_a_health_check() -> None:
     for name, service in SERVICES.items():
         depends = service.get("depends_on") or {}
-        for dep, condition in (depends.items() if isinstance(depends, dict) else ((d, {}) for d in depends)):
+        for dep, condition in depends.items() if isinstance(depends, dict) else ((d, {}) for d in depends):
             assert dep in SERVICES, f"{name} depends on unknown service {dep!r}"
             if condition.get("condition") == "service_healthy":
                 check = SERVICES[dep].get("healthcheck")
@@ -298,8 +306,11 @@ def test_dependencies_name_services_and_health_conditions_have_a_health_check() 
 
 def test_what_each_service_listens_on() -> None:
     # The design's ports, derived from the configurations (not from compose.yaml's comments).
-    assert {p: l.what for p, l in listeners("gateway").items()} == {
-        8080: "MCP HTTP", 9090: "gateway metrics", 8445: "MCPB", 9092: "bridge metrics",
+    assert {p: listener.what for p, listener in listeners("gateway").items()} == {
+        8080: "MCP HTTP",
+        9090: "gateway metrics",
+        8445: "MCPB",
+        9092: "bridge metrics",
     }
     assert set(listeners("otel-collector")) >= {4317, 4318}
     assert set(listeners("prometheus")) == {9090}
@@ -315,7 +326,9 @@ def test_published_ports_are_on_loopback_and_reach_a_listener() -> None:
         for spec in service.get("ports") or []:
             assert isinstance(spec, str), f"{name}: use the short syntax HOST_IP:HOST_PORT:CONTAINER_PORT"
             parts = spec.split("/")[0].split(":")
-            assert len(parts) == 3 and parts[0] == "127.0.0.1", f"{name}: {spec!r} must bind 127.0.0.1 only (127.0.0.1:HOST_PORT:CONTAINER_PORT)"
+            assert len(parts) == 3 and parts[0] == "127.0.0.1", (
+                f"{name}: {spec!r} must bind 127.0.0.1 only (127.0.0.1:HOST_PORT:CONTAINER_PORT)"
+            )
             container_port = parts[2]
             listener = listeners(name).get(int(container_port))
             assert listener is not None, f"{name}: publishes {container_port}, where nothing listens ({sorted(listeners(name))})"
@@ -354,7 +367,9 @@ def test_traces_go_to_the_collectors_receiver_and_metrics_only_by_scrape(name: s
     assert host == "otel-collector" and unreachable(name, host, port) is None, unreachable(name, host, port)
     protocol = {"grpc": "grpc", "http/protobuf": "http"}[env["OTEL_EXPORTER_OTLP_PROTOCOL"]]
     receiver = collector_config()["receivers"]["otlp"]["protocols"][protocol]
-    assert split_address(receiver["endpoint"])[1] == port, f"{name} speaks {protocol} to {port}, the {protocol} receiver is {receiver['endpoint']}"
+    assert split_address(receiver["endpoint"])[1] == port, (
+        f"{name} speaks {protocol} to {port}, the {protocol} receiver is {receiver['endpoint']}"
+    )
     with process_environment(name, "OTEL_"):  # read as the process reads it (app.telemetry.setup)
         assert exporters_for("traces") == ["otlp"]
         # Prometheus scrapes this process: OTLP metrics too would store every series twice.
@@ -395,7 +410,9 @@ def test_prometheus_scrapes_services_on_their_ports_with_the_main_configs_jobs()
         for address in addresses:
             problem = unreachable("prometheus", *split_address(address))
             assert problem is None, f"job {job}: {problem}"
-    what = {job: {listeners(namespace(split_address(a)[0]))[split_address(a)[1]].what for a in addresses} for job, addresses in targets.items()}
+    what = {
+        job: {listeners(namespace(split_address(a)[0]))[split_address(a)[1]].what for a in addresses} for job, addresses in targets.items()
+    }
     assert what["mcp-gateway"] == {"gateway metrics"} and what["mcp-bridge"] == {"bridge metrics"}
     assert what["redis"] == {"oliver006/redis_exporter"} and what["otel-collector"] == {"prometheus/local"}
     assert prometheus_config()["global"]["external_labels"] == {"region": "${MCP_REGION}"}

@@ -46,11 +46,7 @@ def _leaves(error: ValidationError) -> Iterator[str]:
     for sub in error.context:
         branches[sub.relative_schema_path[0]].append(sub)
     depth = len(error.absolute_path) + 1
-    meant = [
-        subs
-        for subs in branches.values()
-        if not any(s.validator == "const" and len(s.absolute_path) == depth for s in subs)
-    ]
+    meant = [subs for subs in branches.values() if not any(s.validator == "const" and len(s.absolute_path) == depth for s in subs)]
     for subs in meant or branches.values():
         for sub in subs:
             yield from _leaves(sub)
@@ -73,8 +69,7 @@ def _minimal() -> dict[str, Any]:
         "schemaVersion": 39,
         "templating": {"list": [{"name": "datasource", "type": "datasource", "query": "prometheus", "hide": 0}]},
         "panels": [
-            {"id": 1, "type": "row", "title": "Row", "collapsed": False, "panels": [],
-             "gridPos": {"h": 1, "w": 24, "x": 0, "y": 0}},
+            {"id": 1, "type": "row", "title": "Row", "collapsed": False, "panels": [], "gridPos": {"h": 1, "w": 24, "x": 0, "y": 0}},
             {"id": 2, "type": "timeseries", "title": "Panel", "gridPos": {"h": 8, "w": 12, "x": 0, "y": 1}},
         ],
     }

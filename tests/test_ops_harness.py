@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops_support import RULE_FILES, PrometheusError, PrometheusServer, all_expressions
+from tests.ops_support import (
+    RULE_FILES,
+    PrometheusError,
+    PrometheusServer,
+    all_expressions,
+)
 
 
 @pytest.fixture(scope="module")

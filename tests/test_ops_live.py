@@ -61,7 +61,15 @@ from tests.ops_support import (
     comparisons_as_bool,
 )
 from tests.ops_support.promql import tokenize
-from tests.support import LOOPBACK, GatewayProc, RedisServer, free_port, start_backend, start_gateway, wait_until
+from tests.support import (
+    LOOPBACK,
+    GatewayProc,
+    RedisServer,
+    free_port,
+    start_backend,
+    start_gateway,
+    wait_until,
+)
 from tests.support.certs import self_signed_certificate
 from tests.support.mcp_http import RawSession, messages
 from tests.support.mcp_ws import WsSession
@@ -232,9 +240,7 @@ def _wait_for_scrapes_after(prometheus: PrometheusServer, moment: float) -> None
     """Until every target has been scraped after `moment` (unix seconds). (`timestamp` of a bare
     selector is the scrape's time; of anything computed, it would be the query's.)"""
     targets = f'up{{job=~"{"|".join(JOBS)}"}}'
-    prometheus.wait_for_series(
-        f"count({targets} == 1) == {len(JOBS)} and min(timestamp({targets})) > {moment:.3f}", timeout=20
-    )
+    prometheus.wait_for_series(f"count({targets} == 1) == {len(JOBS)} and min(timestamp({targets})) > {moment:.3f}", timeout=20)
 
 
 # -- evaluation ----------------------------------------------------------------------------------
@@ -261,7 +267,10 @@ def _expects_data(expression: Expression) -> bool:
 def _settled(prometheus: PrometheusServer) -> bool:
     """Every expression that should have data has it (and what it records, for a recording rule)."""
     return all(
-        _has_data(prometheus.query(probe)) for expression in EXPRESSIONS if _expects_data(expression) for probe in _probes(expression).values()
+        _has_data(prometheus.query(probe))
+        for expression in EXPRESSIONS
+        if _expects_data(expression)
+        for probe in _probes(expression).values()
     )
 
 

@@ -94,11 +94,7 @@ OWN_ALERTS = {
 }
 
 SLO_OBJECTIVES = {"availability": 0.999, "success_rate": 0.995, "latency_p95": 0.95}
-BURN_RATE_ALERTS = {
-    f"{name}BurnRate{speed}"
-    for name in ("MCPAvailability", "MCPSuccessRate", "MCPLatency")
-    for speed in ("Fast", "Slow")
-}
+BURN_RATE_ALERTS = {f"{name}BurnRate{speed}" for name in ("MCPAvailability", "MCPSuccessRate", "MCPLatency") for speed in ("Fast", "Slow")}
 
 
 def _squash(expr: str) -> str:
@@ -300,9 +296,7 @@ def test_alertmanager_config_is_valid() -> None:
     ],
 )
 def test_alerts_are_routed_by_severity(labels: list[str], receiver: str) -> None:
-    result = amtool(
-        "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}", f"--verify.receivers={receiver}", *labels
-    )
+    result = amtool("config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}", f"--verify.receivers={receiver}", *labels)
     _check_ok(result)
     assert result.stdout.strip() == receiver
 

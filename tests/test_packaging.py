@@ -32,8 +32,22 @@ def test_the_metadata_builds_without_a_warning(tmp_path: Path) -> None:
     shutil.copytree(REPO / "app", source / "app", ignore=shutil.ignore_patterns("__pycache__"))
     report = tmp_path / "report.json"
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--ignore-installed", "--report", str(report), "-v", str(source)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--no-deps",
+            "--ignore-installed",
+            "--report",
+            str(report),
+            "-v",
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]

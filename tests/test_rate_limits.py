@@ -10,8 +10,8 @@ import hashlib
 import itertools
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,7 +19,15 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from app.config import ConfigError, load_config, parse_config
-from tests.guard_support import Flaky, call_tool, metric, metrics_env, new_session, start_flaky, text_of
+from tests.guard_support import (
+    Flaky,
+    call_tool,
+    metric,
+    metrics_env,
+    new_session,
+    start_flaky,
+    text_of,
+)
 from tests.support import GatewayProc, RedisServer, stdio_command, wait_until
 from tests.support.mcp_http import RawSession
 
@@ -55,7 +63,9 @@ def test_rates_are_validated_with_their_keys() -> None:
     base = {"namespaces": {"a": {"backends": [{"name": "a-1", "url": "http://127.0.0.1:1/mcp"}]}}}
     config = parse_config(base)
     assert config.rate_limits.enabled and config.rate_limits.per_principal == "600/minute"  # Generous defaults.
-    assert parse_config({**base, "rate_limits": {"per_ip": "10 per second", "namespaces": {"a": "5/hour"}}}).rate_limits.namespaces == {"a": "5/hour"}
+    assert parse_config({**base, "rate_limits": {"per_ip": "10 per second", "namespaces": {"a": "5/hour"}}}).rate_limits.namespaces == {
+        "a": "5/hour"
+    }
     with pytest.raises(ConfigError) as caught:
         parse_config({**base, "rate_limits": {"per_principal": "600/fortnight", "per_ip": "0/minute", "namespaces": {"a": "lots"}}})
     problems = caught.value.problems
@@ -183,7 +193,9 @@ class WsClient:
                 return answer
 
     def initialize(self) -> dict[str, Any]:
-        answer = self.request("initialize", {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}})
+        answer = self.request(
+            "initialize", {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+        )
         self.ws.send(orjson.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}).decode())
         return answer
 
@@ -252,9 +264,7 @@ def test_http_notifications_spend_the_budget_and_over_it_get_429_and_are_not_for
     assert dropped == FLOOD
 
 
-def test_websocket_notifications_over_the_limit_are_dropped_silently_and_counted(
-    gateway: Callable[..., GatewayProc], flaky: Flaky
-) -> None:
+def test_websocket_notifications_over_the_limit_are_dropped_silently_and_counted(gateway: Callable[..., GatewayProc], flaky: Flaky) -> None:
     metrics_port, env = metrics_env()
     gw = gateway(limited(sick(flaky), per_ip="3/day"), env)
     with websocket(gw) as client:  # 1

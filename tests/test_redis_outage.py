@@ -14,14 +14,24 @@ import pytest
 import redis
 import yaml
 
-from tests.support import ManagedProcess, RedisServer, free_port, http_status, start_gateway, stdio_command, wait_until
+from tests.support import (
+    ManagedProcess,
+    RedisServer,
+    free_port,
+    http_status,
+    start_gateway,
+    stdio_command,
+    wait_until,
+)
 from tests.support.gateway import REPO_ROOT
 from tests.support.mcp_http import RawSession
 from tests.support.mcp_ws import WsSession
 
 
 def test_requests_needing_session_state_get_503_and_everything_recovers(redis_server: RedisServer, redis_url: str, tmp_path: Path) -> None:
-    gateway = start_gateway({"redis_url": redis_url, "namespaces": {"n": {"backends": [{"name": "n-1", "command": stdio_command("n")}]}}}, tmp_path)
+    gateway = start_gateway(
+        {"redis_url": redis_url, "namespaces": {"n": {"backends": [{"name": "n-1", "command": stdio_command("n")}]}}}, tmp_path
+    )
     try:
         session = RawSession(gateway.url)
         session.initialize()
@@ -36,7 +46,14 @@ def test_requests_needing_session_state_get_503_and_everything_recovers(redis_se
             assert response.status_code == 503 and response.headers["retry-after"] == "1"
             assert response.json()["error"]["code"] == -32054
             fresh = RawSession(gateway.url)
-            refused = fresh.post({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+            refused = fresh.post(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 0,
+                    "method": "initialize",
+                    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+                }
+            )
             assert refused.status_code == 503
             health = httpx.get(f"{gateway.url}/health")
             assert health.status_code == 503 and health.json()["redis"] == "disconnected"
@@ -82,7 +99,9 @@ def test_credentials_redis_refuses_stop_the_start_with_one_line(tmp_path: Path, 
         assert line.startswith("config error: Redis refused the gateway's credentials (") and "check MCP_GATEWAY_REDIS_PASSWORD" in line
         assert "wrong-password" not in line
         # The right password: the same configuration serves.
-        gateway = start_gateway({"redis_url": guarded.url, "namespaces": ONE_NAMESPACE}, tmp_path, env={"MCP_GATEWAY_REDIS_PASSWORD": "right-password"})
+        gateway = start_gateway(
+            {"redis_url": guarded.url, "namespaces": ONE_NAMESPACE}, tmp_path, env={"MCP_GATEWAY_REDIS_PASSWORD": "right-password"}
+        )
         try:
             RawSession(gateway.url).initialize()
         finally:
@@ -114,7 +133,11 @@ def test_an_open_websocket_restores_its_session_after_redis_restarts(redis_serve
     """The connection is the session: it cannot send `initialize` again, so when the stored record
     vanished with Redis the WebSocket edge writes it back from what the connection knows."""
     gateway = start_gateway(
-        {"redis_url": redis_url, "session_ttl_seconds": 10, "namespaces": {"n": {"backends": [{"name": "n-1", "command": stdio_command("n")}]}}},
+        {
+            "redis_url": redis_url,
+            "session_ttl_seconds": 10,
+            "namespaces": {"n": {"backends": [{"name": "n-1", "command": stdio_command("n")}]}},
+        },
         tmp_path,
     )
     echo = {"name": "n__echo", "arguments": {"text": "still here"}}

@@ -12,7 +12,13 @@ import orjson
 import pytest
 import redis
 
-from tests.support import GatewayProc, RedisServer, start_backend, start_gateway, wait_until
+from tests.support import (
+    GatewayProc,
+    RedisServer,
+    start_backend,
+    start_gateway,
+    wait_until,
+)
 from tests.support.mcp_http import RawSession, parse_sse
 
 
@@ -52,8 +58,19 @@ def test_a_session_started_on_one_replica_continues_on_another(replicas: tuple[G
 def test_only_what_the_gateway_needs_of_initialize_is_stored(replicas: tuple[GatewayProc, GatewayProc], redis_url: str) -> None:
     first, _ = replicas
     session = RawSession(first.url)
-    client_info = {"name": "host", "title": "Host", "version": "1", "description": "d" * 2000, "icons": [{"src": "data:image/png;base64," + "A" * 4000}]}
-    body = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {"sampling": {}}, "clientInfo": client_info}}
+    client_info = {
+        "name": "host",
+        "title": "Host",
+        "version": "1",
+        "description": "d" * 2000,
+        "icons": [{"src": "data:image/png;base64," + "A" * 4000}],
+    }
+    body = {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {"sampling": {}}, "clientInfo": client_info},
+    }
     response = session.post(body)
     stored = stored_session(redis_url, response.headers["mcp-session-id"])
     assert orjson.loads(stored["client_info"]) == {"name": "host", "title": "Host", "version": "1"}
@@ -86,7 +103,12 @@ def test_a_stream_resumes_on_another_replica_with_last_event_id(replicas: tuple[
     first, second = replicas
     on_first = RawSession(first.url)
     on_first.initialize()
-    body = {"jsonrpc": "2.0", "id": 41, "method": "tools/call", "params": {"name": "web__progress", "arguments": {"steps": 3}, "_meta": {"progressToken": 7}}}
+    body = {
+        "jsonrpc": "2.0",
+        "id": 41,
+        "method": "tools/call",
+        "params": {"name": "web__progress", "arguments": {"steps": 3}, "_meta": {"progressToken": 7}},
+    }
     response = on_first.client.post(on_first.url, content=orjson.dumps(body), headers=on_first.headers())
     events = parse_sse(response.text)
     ids = [event["id"] for event in events if "id" in event]
@@ -120,7 +142,14 @@ def test_unknown_last_event_id_is_rejected(replicas: tuple[GatewayProc, GatewayP
 
 
 def test_sessions_expire_after_their_ttl(redis_url: str, redis_server: RedisServer, tmp_path: Path) -> None:
-    gateway = start_gateway({"redis_url": redis_url, "session_ttl_seconds": 10, "namespaces": {"x": {"backends": [{"name": "x-1", "url": "http://127.0.0.1:9/mcp"}]}}}, tmp_path)
+    gateway = start_gateway(
+        {
+            "redis_url": redis_url,
+            "session_ttl_seconds": 10,
+            "namespaces": {"x": {"backends": [{"name": "x-1", "url": "http://127.0.0.1:9/mcp"}]}},
+        },
+        tmp_path,
+    )
     try:
         session = RawSession(gateway.url)
         session.initialize()

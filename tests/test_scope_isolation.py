@@ -143,7 +143,9 @@ def frames_until(session: WsSession, request_id: Any) -> list[dict[str, Any]]:
 
 def test_list_changed_reaches_only_sessions_that_may_read_the_namespace(shared: GatewayProc) -> None:
     with ws_session(shared, "wide") as wide, ws_session(shared, "narrow") as narrow:
-        wide.conn.send(orjson.dumps({"jsonrpc": "2.0", "id": "change", "method": "tools/call", "params": {"name": "beta__change_tools"}}).decode())
+        wide.conn.send(
+            orjson.dumps({"jsonrpc": "2.0", "id": "change", "method": "tools/call", "params": {"name": "beta__change_tools"}}).decode()
+        )
         seen = frames_until(wide, "change")
         while not any(m.get("method") == "notifications/tools/list_changed" for m in seen):
             seen.append(orjson.loads(wide.conn.recv(timeout=15)))
@@ -151,7 +153,9 @@ def test_list_changed_reaches_only_sessions_that_may_read_the_namespace(shared: 
         narrow.conn.send(orjson.dumps({"jsonrpc": "2.0", "id": "probe", "method": "ping"}).decode())
         assert not any(m.get("method") == "notifications/tools/list_changed" for m in frames_until(narrow, "probe"))
         # Its own namespace's changes do reach it.
-        narrow.conn.send(orjson.dumps({"jsonrpc": "2.0", "id": "own", "method": "tools/call", "params": {"name": "alpha__change_tools"}}).decode())
+        narrow.conn.send(
+            orjson.dumps({"jsonrpc": "2.0", "id": "own", "method": "tools/call", "params": {"name": "alpha__change_tools"}}).decode()
+        )
         frames = frames_until(narrow, "own")
         while not any(m.get("method") == "notifications/tools/list_changed" for m in frames):
             frames.append(orjson.loads(narrow.conn.recv(timeout=15)))

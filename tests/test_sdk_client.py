@@ -14,7 +14,13 @@ from mcp import ClientSession, types
 from mcp.client.streamable_http import streamablehttp_client
 from mcp.shared.context import RequestContext
 
-from tests.support import Backend, RedisServer, start_backend, start_gateway, stdio_command
+from tests.support import (
+    Backend,
+    RedisServer,
+    start_backend,
+    start_gateway,
+    stdio_command,
+)
 
 TRANSPORT_NAMESPACES = ("web", "sock", "local")  # Streamable HTTP, WebSocket, stdio
 
@@ -69,7 +75,9 @@ class Recorder:
 
     async def sampling(self, ctx: RequestContext[Any, Any], params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
         prompt = params.messages[0].content.text  # type: ignore[union-attr]
-        return types.CreateMessageResult(role="assistant", content=types.TextContent(type="text", text=f"sampled:{prompt}"), model="test-model")
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text=f"sampled:{prompt}"), model="test-model"
+        )
 
     async def elicitation(self, ctx: RequestContext[Any, Any], params: types.ElicitRequestParams) -> types.ElicitResult:
         return types.ElicitResult(action="accept", content={"answer": "forty-two"})
@@ -87,8 +95,9 @@ class Recorder:
 @asynccontextmanager
 async def connect(url: str, recorder: Recorder | None = None) -> AsyncIterator[ClientSession]:
     recorder = recorder or Recorder()
-    async with streamablehttp_client(url) as (read, write, _):
-        async with ClientSession(
+    async with (
+        streamablehttp_client(url) as (read, write, _),
+        ClientSession(
             read,
             write,
             sampling_callback=recorder.sampling,
@@ -96,9 +105,10 @@ async def connect(url: str, recorder: Recorder | None = None) -> AsyncIterator[C
             list_roots_callback=recorder.roots,
             logging_callback=recorder.logging,
             message_handler=recorder.messages,
-        ) as session:
-            await session.initialize()
-            yield session
+        ) as session,
+    ):
+        await session.initialize()
+        yield session
 
 
 def text(result: types.CallToolResult) -> str:
@@ -201,7 +211,7 @@ async def test_list_changed_notifications_pass_through(gateway_url: str) -> None
     async with connect(gateway_url, recorder) as session:
         await session.call_tool("web__change_tools", {})
         with anyio.fail_after(10):
-            while not any(
+            while not any(  # noqa: ASYNC110 (polling with a deadline: the recorder has no event to wait on)
                 isinstance(m, types.ServerNotification) and isinstance(m.root, types.ToolListChangedNotification)
                 for m in recorder.notifications
             ):

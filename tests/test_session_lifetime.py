@@ -62,9 +62,13 @@ def gateways() -> Iterator[list[GatewayProc]]:
         gateway.proc.stop()
 
 
-def test_an_expired_session_ends_its_upstream_session(state: dict[str, Any], web: Backend, tmp_path: Path, gateways: list[GatewayProc]) -> None:
+def test_an_expired_session_ends_its_upstream_session(
+    state: dict[str, Any], web: Backend, tmp_path: Path, gateways: list[GatewayProc]
+) -> None:
     """A client that goes away without DELETE leaves nothing open on the backend past its TTL."""
-    gateway = start({**state, "session_ttl_seconds": 10, "namespaces": {"web": {"backends": [{"name": "web-1", "url": web.url}]}}}, tmp_path, gateways)
+    gateway = start(
+        {**state, "session_ttl_seconds": 10, "namespaces": {"web": {"backends": [{"name": "web-1", "url": web.url}]}}}, tmp_path, gateways
+    )
     session = RawSession(gateway.url)
     session.initialize()
     headers = orjson.loads(session.call("tools/call", {"name": "web__headers", "arguments": {}})["result"]["content"][0]["text"])
@@ -87,7 +91,9 @@ def test_each_expired_session_is_ended_by_one_replica(redis_url: str, web: Backe
     def expiry_lines() -> list[str]:
         return [line for gw in (first, second) for line in gw.read_log().splitlines() if "ending its upstream sessions" in line]
 
-    wait_until(lambda: all(any(sid in line for line in expiry_lines()) for sid in ids), timeout=30, message="expired sessions were not ended")
+    wait_until(
+        lambda: all(any(sid in line for line in expiry_lines()) for sid in ids), timeout=30, message="expired sessions were not ended"
+    )
     for sid in ids:
         assert sum(sid in line for line in expiry_lines()) == 1, expiry_lines()
 
@@ -96,12 +102,17 @@ def capped(state: dict[str, Any], web: Backend, cap: int) -> dict[str, Any]:
     return {
         **state,
         "max_sessions_per_principal": cap,
-        "auth": {"mode": "api_key", "api_keys": [{"sha256": hashlib.sha256(key.encode()).hexdigest(), "subject": name} for name, key in KEYS.items()]},
+        "auth": {
+            "mode": "api_key",
+            "api_keys": [{"sha256": hashlib.sha256(key.encode()).hexdigest(), "subject": name} for name, key in KEYS.items()],
+        },
         "namespaces": {"web": {"backends": [{"name": "web-1", "url": web.url}]}},
     }
 
 
-def test_a_principal_over_its_session_cap_is_refused_and_others_are_not(state: dict[str, Any], web: Backend, tmp_path: Path, gateways: list[GatewayProc]) -> None:
+def test_a_principal_over_its_session_cap_is_refused_and_others_are_not(
+    state: dict[str, Any], web: Backend, tmp_path: Path, gateways: list[GatewayProc]
+) -> None:
     gateway = start(capped(state, web, 2), tmp_path, gateways)
 
     def alice() -> KeySession:
@@ -110,7 +121,14 @@ def test_a_principal_over_its_session_cap_is_refused_and_others_are_not(state: d
     first, second = alice(), alice()
     first.initialize()
     second.initialize()
-    refused = alice().post({"jsonrpc": "2.0", "id": 5, "method": "initialize", "params": {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+    refused = alice().post(
+        {
+            "jsonrpc": "2.0",
+            "id": 5,
+            "method": "initialize",
+            "params": {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+        }
+    )
     assert refused.status_code == 429 and "mcp-session-id" not in refused.headers
     error = refused.json()
     assert error["id"] == 5 and error["error"]["code"] == -32029, error

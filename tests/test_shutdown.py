@@ -17,7 +17,12 @@ import websockets
 from tests.support import start_backend, start_gateway, wait_until_async
 from tests.support.mcp_http import ACCEPT, VERSION
 
-INIT = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "initialize",
+    "params": {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
 
 
 def slow_call(request_id: int, seconds: float) -> dict[str, object]:
@@ -26,7 +31,9 @@ def slow_call(request_id: int, seconds: float) -> dict[str, object]:
 
 async def test_sigterm_drains_in_flight_work_then_exits(tmp_path: Path) -> None:
     backend = start_backend("web", tmp_path, "http", json_response=True)
-    gateway = start_gateway({"drain_timeout_seconds": 10, "namespaces": {"web": {"backends": [{"name": "web-1", "url": backend.url}]}}}, tmp_path)
+    gateway = start_gateway(
+        {"drain_timeout_seconds": 10, "namespaces": {"web": {"backends": [{"name": "web-1", "url": backend.url}]}}}, tmp_path
+    )
     try:
         async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
             init = await client.post("/mcp", content=orjson.dumps(INIT), headers={"accept": ACCEPT, "content-type": "application/json"})
@@ -35,7 +42,9 @@ async def test_sigterm_drains_in_flight_work_then_exits(tmp_path: Path) -> None:
             await ws.send(json.dumps(INIT))
             await ws.recv()
 
-            http_calls = [asyncio.create_task(client.post("/mcp", content=orjson.dumps(slow_call(i, 1.5)), headers=headers)) for i in range(1, 4)]
+            http_calls = [
+                asyncio.create_task(client.post("/mcp", content=orjson.dumps(slow_call(i, 1.5)), headers=headers)) for i in range(1, 4)
+            ]
             await ws.send(json.dumps(slow_call(99, 1.5)))
             await wait_until_async(_in_flight(client, 4), timeout=5, message="calls never reached the gateway")
 

@@ -44,7 +44,12 @@ def test_initialize_issues_a_session_and_merges_capabilities(stack: str) -> None
 @pytest.mark.parametrize("version", ["2025-03-26", "2025-06-18", "2025-11-25"])
 def test_each_supported_revision_is_negotiated(stack: str, version: str) -> None:
     raw = RawSession(stack)
-    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
     response = raw.post(body)
     assert response.json()["result"]["protocolVersion"] == version
     raw.session_id = response.headers["mcp-session-id"]
@@ -53,7 +58,12 @@ def test_each_supported_revision_is_negotiated(stack: str, version: str) -> None
 
 def test_unknown_client_version_is_answered_with_the_latest(stack: str) -> None:
     raw = RawSession(stack)
-    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "1999-01-01", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "1999-01-01", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
     assert raw.post(body).json()["result"]["protocolVersion"] == "2025-11-25"
 
 
@@ -61,7 +71,12 @@ def test_oversized_initialize_capabilities_are_invalid_params_and_nothing_is_sto
     """What `initialize` declares is kept for the session's lifetime, so its size is capped."""
     raw = RawSession(stack)
     capabilities = {"experimental": {"padding": "x" * 20_000}}
-    body = {"jsonrpc": "2.0", "id": 7, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": capabilities, "clientInfo": {"name": "t", "version": "1"}}}
+    body = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": capabilities, "clientInfo": {"name": "t", "version": "1"}},
+    }
     response = raw.post(body)
     assert response.status_code == 200 and "mcp-session-id" not in response.headers
     error = response.json()
@@ -131,7 +146,13 @@ def test_malformed_json_is_a_parse_error(session: RawSession) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [{"id": 1, "method": "ping"}, {"jsonrpc": "2.0", "id": 1.5, "method": "ping"}, {"jsonrpc": "2.0", "id": 1, "method": "x", "params": [1]}, {"jsonrpc": "2.0"}, "just a string"],
+    [
+        {"id": 1, "method": "ping"},
+        {"jsonrpc": "2.0", "id": 1.5, "method": "ping"},
+        {"jsonrpc": "2.0", "id": 1, "method": "x", "params": [1]},
+        {"jsonrpc": "2.0"},
+        "just a string",
+    ],
 )
 def test_invalid_json_rpc_is_invalid_request(session: RawSession, body: object) -> None:
     response = session.post(body if not isinstance(body, str) else b'"just a string"')
@@ -175,8 +196,15 @@ def test_tool_call_is_routed_with_the_prefix_stripped(session: RawSession) -> No
 
 
 def test_progress_streams_as_sse_before_the_response(session: RawSession) -> None:
-    body = {"jsonrpc": "2.0", "id": 77, "method": "tools/call", "params": {"name": "alpha__progress", "arguments": {"steps": 3}, "_meta": {"progressToken": "tok"}}}
-    with session.client.stream("POST", session.url, content=httpx.Request("POST", "/", json=body).content, headers=session.headers()) as response:
+    body = {
+        "jsonrpc": "2.0",
+        "id": 77,
+        "method": "tools/call",
+        "params": {"name": "alpha__progress", "arguments": {"steps": 3}, "_meta": {"progressToken": "tok"}},
+    }
+    with session.client.stream(
+        "POST", session.url, content=httpx.Request("POST", "/", json=body).content, headers=session.headers()
+    ) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["x-accel-buffering"] == "no"
         events = parse_sse(response.read().decode())

@@ -138,7 +138,9 @@ def test_unknown_type_skips_its_payload_and_decoding_goes_on() -> None:
 
 
 def test_frames_split_anywhere_decode_the_same() -> None:
-    wire = b"".join(encode_frame(t, p) for t, p in [(FrameType.REQUEST, b'{"a":1}'), (FrameType.HEALTH_CHECK, b""), (FrameType.RESPONSE, b"[]")])
+    wire = b"".join(
+        encode_frame(t, p) for t, p in [(FrameType.REQUEST, b'{"a":1}'), (FrameType.HEALTH_CHECK, b""), (FrameType.RESPONSE, b"[]")]
+    )
     whole = FrameDecoder()
     whole.feed(wire)
     expected = whole.frames()
@@ -235,7 +237,7 @@ def test_round_trip_in_any_chunking(sent: list[Frame], data: st.DataObject) -> N
     cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=10)))
     decoder = FrameDecoder()
     received: list[Frame] = []
-    for start, end in zip([0, *cuts], [*cuts, len(wire)]):
+    for start, end in zip([0, *cuts], [*cuts, len(wire)], strict=False):
         decoder.feed(wire[start:end])
         received += decoder.frames()
     decoder.eof()
@@ -272,7 +274,8 @@ def test_arbitrary_bytes_never_crash_nor_overfill(chunks: list[bytes]) -> None:
 
 headers = st.tuples(
     st.just(b"MCPB") | st.binary(min_size=4, max_size=4),
-    st.sampled_from([b"\x01\x01\x00\x00", b"\x01\x04\x00\x00", b"\x00\x01\x00\x02", b"\x01\x08\x00\x00"]) | st.binary(min_size=4, max_size=4),
+    st.sampled_from([b"\x01\x01\x00\x00", b"\x01\x04\x00\x00", b"\x00\x01\x00\x02", b"\x01\x08\x00\x00"])
+    | st.binary(min_size=4, max_size=4),
     st.integers(0, LIMIT + 16) | st.integers(0, 2**32 - 1),
 ).map(lambda parts: parts[0] + parts[1] + parts[2].to_bytes(4, "big"))
 

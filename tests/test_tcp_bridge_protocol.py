@@ -9,7 +9,14 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from app.tcp_bridge.codec import Frame, FrameType, Layout, encode_frame, encode_json, parse_error_payload
+from app.tcp_bridge.codec import (
+    Frame,
+    FrameType,
+    Layout,
+    encode_frame,
+    encode_json,
+    parse_error_payload,
+)
 from tests.test_tcp_bridge_support import (
     COMPAT_PROBE,
     PROBE,
@@ -98,7 +105,7 @@ FATAL = [
     pytest.param(b"MCPB\x02\x04\x00\x00\x00\x00\x00\x00", "unsupported_version", id="bad-version"),
     pytest.param(b"MCPB\x01\x04\x00\x04\x00\x00\x00\x00", "bad_flags", id="bad-flags"),
     pytest.param(b"MCPB\x01\x01\x00\x00\x00\xc0\x00\x00", "frame_too_large", id="oversized"),
-    pytest.param(b"MCPB\x01\x01\x00\x00\x00\x00\x00\x40{\"jsonrpc\"", "truncated_frame", id="truncated"),
+    pytest.param(b'MCPB\x01\x01\x00\x00\x00\x00\x00\x40{"jsonrpc"', "truncated_frame", id="truncated"),
 ]
 
 
@@ -164,14 +171,21 @@ async def test_invalid_json_in_a_health_check_is_an_error_frame_not_fatal(bridge
 
 
 async def test_server_only_frame_types_from_a_client_are_refused(bridge: BridgeProc) -> None:
-    frames = await exchange(bridge, encode_frame(FrameType.CONTROL, b'{"action":"goaway"}') + encode_frame(FrameType.ERROR, b"x: y") + PROBE)
+    frames = await exchange(
+        bridge, encode_frame(FrameType.CONTROL, b'{"action":"goaway"}') + encode_frame(FrameType.ERROR, b"x: y") + PROBE
+    )
     assert error_of(frames[0])[0] == "unexpected_type"
     assert frames[1].type is FrameType.HEALTH_CHECK  # a client's Error frame is noted, never answered
 
 
 # -- negotiation --------------------------------------------------------------------------------
 def negotiation(supported: list[int]) -> bytes:
-    offer = {"min_version": min(supported), "max_version": max(supported), "preferred_version": max(supported), "supported_versions": supported}
+    offer = {
+        "min_version": min(supported),
+        "max_version": max(supported),
+        "preferred_version": max(supported),
+        "supported_versions": supported,
+    }
     return encode_frame(FrameType.VERSION_NEGOTIATION, encode_json(offer))
 
 

@@ -20,10 +20,27 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.tcp_bridge.client import MCPBClient, MCPBError, RpcError
-from app.tcp_bridge.codec import FrameType, Layout, encode_frame, encode_json, make_envelope, parse_error_payload
+from app.tcp_bridge.codec import (
+    FrameType,
+    Layout,
+    encode_frame,
+    encode_json,
+    make_envelope,
+    parse_error_payload,
+)
 from app.tcp_bridge.command import add_arguments, build_config
 from app.tcp_bridge.connection import address_key
-from tests.support import LOOPBACK, GatewayProc, free_port, http_status, start_gateway, stdio_command, tcp_accepts, wait_until, wait_until_async
+from tests.support import (
+    LOOPBACK,
+    GatewayProc,
+    free_port,
+    http_status,
+    start_gateway,
+    stdio_command,
+    tcp_accepts,
+    wait_until,
+    wait_until_async,
+)
 from tests.support.otlp import OtlpReceiver
 from tests.test_tcp_bridge_support import (
     COMPAT_PROBE,
@@ -131,7 +148,9 @@ async def test_initialize_list_and_call_through_the_bridge(bridge: BridgeProc) -
     ],
     ids=["meta-string", "ref-string"],
 )
-async def test_wrongly_typed_params_are_answered_with_invalid_params(bridge: BridgeProc, method: str, params: dict[str, Any], field: str) -> None:
+async def test_wrongly_typed_params_are_answered_with_invalid_params(
+    bridge: BridgeProc, method: str, params: dict[str, Any], field: str
+) -> None:
     async with await connect(bridge) as client:
         with pytest.raises(RpcError) as caught:
             await asyncio.wait_for(client.call(method, params), 15)
@@ -161,11 +180,21 @@ async def test_ids_of_any_kind_come_back_unchanged(bridge: BridgeProc) -> None:
     ids = ["a", "b-2", 7, 0, -3, "7"]
     reader, writer = await open_raw(bridge)
     try:
-        init = {"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}
+        init = {
+            "jsonrpc": "2.0",
+            "id": "init",
+            "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+        }
         writer.write(encode_frame(FrameType.REQUEST, encode_json(make_envelope(init, API_KEY))))
         assert orjson.loads((await next_frame(reader)).payload)["id"] == "init"  # type: ignore[union-attr]
         for request_id in ids:
-            call = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": "local__echo", "arguments": {"text": repr(request_id)}}}
+            call = {
+                "jsonrpc": "2.0",
+                "id": request_id,
+                "method": "tools/call",
+                "params": {"name": "local__echo", "arguments": {"text": repr(request_id)}},
+            }
             writer.write(encode_frame(FrameType.REQUEST, encode_json(call)))
         got = {}
         for _ in ids:
@@ -183,7 +212,9 @@ async def test_server_to_client_requests_and_notifications_are_relayed(bridge: B
             message = await asyncio.wait_for(client.incoming.get(), 10)
             assert message["method"] == "sampling/createMessage"
             prompt = message["params"]["messages"][0]["content"]["text"]
-            await client.respond(message["id"], {"role": "assistant", "content": {"type": "text", "text": f"sampled:{prompt}"}, "model": "m"})
+            await client.respond(
+                message["id"], {"role": "assistant", "content": {"type": "text", "text": f"sampled:{prompt}"}, "model": "m"}
+            )
             return prompt
 
         answering = asyncio.create_task(answer_sampling())
@@ -239,8 +270,13 @@ async def test_protocol_errors_on_other_connections_leave_a_session_untouched(br
     try:
         writer.write(request(INITIALIZE, token=API_KEY))
         assert (await next_frame(reader)).type is FrameType.RESPONSE  # type: ignore[union-attr]
-        garbage = [b"GET / HTTP/1.1\r\n\r\n", b"MCPB\x02\x04\x00\x00\x00\x00\x00\x00", b"MCPB\x01\x04\x00\x04\x00\x00\x00\x00",
-                   b"MCPB\x01\x01\x00\x00\x00\xc0\x00\x00", b"MCPB\x01\x01\x00\x00\x00\x00\x00\x40{"]
+        garbage = [
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"MCPB\x02\x04\x00\x00\x00\x00\x00\x00",
+            b"MCPB\x01\x04\x00\x04\x00\x00\x00\x00",
+            b"MCPB\x01\x01\x00\x00\x00\xc0\x00\x00",
+            b"MCPB\x01\x01\x00\x00\x00\x00\x00\x40{",
+        ]
         answers = await asyncio.gather(*(exchange(bridge, data) for data in garbage))
         assert all(len(frames) == 1 and frames[0].type is FrameType.ERROR for frames in answers)
         writer.write(request({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
@@ -258,7 +294,12 @@ async def test_bad_credentials_get_an_unauthorized_error_frame_then_close(bridge
         # A health check needs no credentials.
         writer.write(PROBE)
         assert (await next_frame(reader)).type is FrameType.HEALTH_CHECK  # type: ignore[union-attr]
-        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}
+        init = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+        }
         writer.write(encode_frame(FrameType.REQUEST, encode_json(make_envelope(init, token))))
         frames = await frames_until_eof(reader)
     finally:
@@ -361,7 +402,9 @@ async def test_idle_connections_are_closed_and_health_checks_keep_them_alive(gat
         stop_all(idle.proc)
 
 
-async def _hold_with_health_checks(bridge: BridgeProc, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> tuple[list[FrameType], float]:
+async def _hold_with_health_checks(
+    bridge: BridgeProc, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> tuple[list[FrameType], float]:
     """A stranger's connection kept busy with HealthCheck frames until the bridge closes it: the
     frame types it got back, and how long it lasted."""
     opened = time.monotonic()
@@ -389,7 +432,9 @@ async def test_strangers_cannot_hold_the_bridge_with_health_checks(gateway: Gate
         strangers = [await open_raw(guarded) for _ in range(3)]
         holds = [asyncio.create_task(_hold_with_health_checks(guarded, *pair)) for pair in strangers]
         frames = await exchange(guarded, PROBE)
-        assert [parse_error_payload(f.payload) for f in frames] == [("too_many_connections", "limit 3 unauthenticated connections per address reached")]
+        assert [parse_error_payload(f.payload) for f in frames] == [
+            ("too_many_connections", "limit 3 unauthenticated connections per address reached")
+        ]
         # Another address still gets in and authenticates.
         reader, writer = await asyncio.open_connection(guarded.host, guarded.port, local_addr=("127.0.0.2", 0))
         async with MCPBClient(reader, writer, auth_token=API_KEY) as neighbour:
@@ -403,6 +448,7 @@ async def test_strangers_cannot_hold_the_bridge_with_health_checks(gateway: Gate
             assert text(await neighbour.call("tools/call", {"name": "local__echo", "arguments": {"text": "still here"}})) == "still here"
         assert text(await member.call("tools/call", {"name": "local__echo", "arguments": {"text": "member"}})) == "member"
         await member.close()
+
         # The slots are free again once the strangers' connections are gone.
         async def admitted() -> bool:
             return [f.type for f in await exchange(guarded, PROBE)] == [FrameType.HEALTH_CHECK]
@@ -420,7 +466,10 @@ def test_the_stranger_limits_come_from_flags_or_the_environment(monkeypatch: pyt
     config = build_config(parser.parse_args([]))
     assert (config.max_unauthenticated_per_address, config.auth_timeout) == (5, 2.5)
     assert build_config(parser.parse_args(["--auth-timeout", "4"])).auth_timeout == 4
-    for bad, problem in ((["--auth-timeout", "0"], "--auth-timeout must be positive"), (["--max-unauthenticated-per-address", "0"], "at least 1")):
+    for bad, problem in (
+        (["--auth-timeout", "0"], "--auth-timeout must be positive"),
+        (["--max-unauthenticated-per-address", "0"], "at least 1"),
+    ):
         with pytest.raises(ValueError, match=problem):
             build_config(parser.parse_args(bad))
 
@@ -442,7 +491,12 @@ def test_the_per_address_limit_counts_an_ipv6_host_by_its_64(address: str | None
 async def test_half_close_gets_every_owed_response_then_eof(bridge: BridgeProc) -> None:
     reader, writer = await open_raw(bridge)
     try:
-        init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}
+        init = {
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+        }
         data = encode_frame(FrameType.REQUEST, encode_json(make_envelope(init, API_KEY)))
         for i in range(1, 4):
             call = {"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "local__slow", "arguments": {"seconds": 0.3}}}
@@ -461,7 +515,12 @@ async def test_a_client_that_does_not_read_is_disconnected_not_buffered(gateway:
     slow = start_bridge(workdir, ws_url(gateway.url), "--write-timeout", "1")
     try:
         reader, writer = await open_raw(slow, rcvbuf=4096)
-        init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}
+        init = {
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+        }
         writer.write(encode_frame(FrameType.REQUEST, encode_json(make_envelope(init, API_KEY))))
         big = "y" * (512 * 1024)
         for i in range(1, 21):  # 10 MiB of answers that this client never reads
@@ -518,7 +577,9 @@ async def test_sigterm_completes_in_flight_requests_and_sends_goaway(gateway: Ga
         client = await connect(own)
         bystander = await MCPBClient.connect(own.host, own.port)
         try:
-            calls = [asyncio.create_task(client.call("tools/call", {"name": "local__slow", "arguments": {"seconds": 1.0}})) for _ in range(3)]
+            calls = [
+                asyncio.create_task(client.call("tools/call", {"name": "local__slow", "arguments": {"seconds": 1.0}})) for _ in range(3)
+            ]
             await asyncio.sleep(0)  # one loop turn: the three calls write their frames
             await client.health()  # frames are handled in order: the calls have reached the gateway
             sigterm(own)
@@ -591,7 +652,7 @@ async def test_frames_connections_and_tcp_latency_are_scraped(gateway: GatewayPr
         async with await connect(own) as client:
             await client.call("tools/call", {"name": "local__echo", "arguments": {"text": "hi"}})
             await client.health()
-            scrape = httpx.get(f"http://{LOOPBACK}:{metrics_port}/metrics", timeout=5).text
+            scrape = httpx.get(f"http://{LOOPBACK}:{metrics_port}/metrics", timeout=5).text  # noqa: ASYNC210 (the calls are done; a blocking scrape is fine here)
         samples = {
             (sample.name, tuple(sorted(sample.labels.items()))): sample.value
             for family in text_string_to_metric_families(scrape)
@@ -610,7 +671,7 @@ async def test_frames_connections_and_tcp_latency_are_scraped(gateway: GatewayPr
         assert value("mcp_gateway_request_duration_seconds_count", protocol="tcp", method="initialize") == 1
         assert "mcp_gateway_requests_total" not in scrape  # the gateway counts requests, once
         # The gateway knows these requests came over TCP: counted once there, timed once (here).
-        gateway_scrape = httpx.get(f"http://{LOOPBACK}:{gateway.metrics_port}/metrics", timeout=5).text
+        gateway_scrape = httpx.get(f"http://{LOOPBACK}:{gateway.metrics_port}/metrics", timeout=5).text  # noqa: ASYNC210
         durations = [
             sample
             for family in text_string_to_metric_families(gateway_scrape)

@@ -15,9 +15,23 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from app.tcp_bridge.codec import FrameType, encode_frame, encode_json, make_envelope, parse_error_payload
+from app.tcp_bridge.codec import (
+    FrameType,
+    encode_frame,
+    encode_json,
+    make_envelope,
+    parse_error_payload,
+)
 from tests.support import LOOPBACK, free_port
-from tests.test_tcp_bridge_support import PROBE, exchange, frames_until_eof, next_frame, open_raw, start_bridge, stop_all
+from tests.test_tcp_bridge_support import (
+    PROBE,
+    exchange,
+    frames_until_eof,
+    next_frame,
+    open_raw,
+    start_bridge,
+    stop_all,
+)
 
 TOKEN = "stand-in-secret-token-4242"
 PING = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
@@ -57,7 +71,9 @@ async def stand_in() -> AsyncIterator[StandInGateway]:
         yield gateway
 
 
-async def test_a_refused_upgrade_is_an_unauthorized_error_frame_then_close(stand_in: StandInGateway, tmp_path_factory: pytest.TempPathFactory) -> None:
+async def test_a_refused_upgrade_is_an_unauthorized_error_frame_then_close(
+    stand_in: StandInGateway, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     bridge = await asyncio.to_thread(start_bridge, tmp_path_factory.mktemp("standin"), stand_in.url)
     try:
         reader, writer = await open_raw(bridge)
@@ -84,7 +100,9 @@ async def test_a_refused_upgrade_is_an_unauthorized_error_frame_then_close(stand
         await asyncio.to_thread(stop_all, bridge.proc)
 
 
-async def test_an_unavailable_gateway_is_a_json_rpc_error_and_the_connection_stays(stand_in: StandInGateway, tmp_path_factory: pytest.TempPathFactory) -> None:
+async def test_an_unavailable_gateway_is_a_json_rpc_error_and_the_connection_stays(
+    stand_in: StandInGateway, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     stand_in.status = http.HTTPStatus.SERVICE_UNAVAILABLE
     bridge = await asyncio.to_thread(start_bridge, tmp_path_factory.mktemp("standin"), stand_in.url)
     try:

@@ -34,7 +34,18 @@ class BridgeProc:
 def start_bridge(workdir: Path, gateway_ws: str, *args: str, env: Mapping[str, str] | None = None) -> BridgeProc:
     """`python -m app.tcp_bridge` on a free loopback port; ready when it accepts connections."""
     port = free_port()
-    command = [sys.executable, "-m", "app.tcp_bridge", "--listen", f"{LOOPBACK}:{port}", "--gateway", gateway_ws, "--metrics-port", "0", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "app.tcp_bridge",
+        "--listen",
+        f"{LOOPBACK}:{port}",
+        "--gateway",
+        gateway_ws,
+        "--metrics-port",
+        "0",
+        *args,
+    ]
     proc = ManagedProcess(command, workdir / f"bridge-{port}.log", cwd=REPO_ROOT, env=env).start()
     try:
         proc.wait_ready(lambda: tcp_accepts(LOOPBACK, port), 15, f"bridge did not listen on {port}")

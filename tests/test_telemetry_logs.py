@@ -38,8 +38,7 @@ def documented_queries() -> dict[str, dict[str, Any]]:
     """The JSON query under each heading of docs/operations.md's "Logs in Elasticsearch"."""
     section = OPERATIONS_DOC.read_text().split("\n## Logs in Elasticsearch\n", 1)[1].split("\n## ", 1)[0]
     return {
-        heading: json.loads(body)
-        for heading, body in re.findall(r"^### (.+?)\n.*?^```json\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
+        heading: json.loads(body) for heading, body in re.findall(r"^### (.+?)\n.*?^```json\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
     }
 
 
@@ -67,7 +66,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                 "namespaces": {"web": {"backends": [{"name": "web-1", "url": backend.url}]}},
             },
             workdir,
-            env={"OTEL_EXPORTER_OTLP_ENDPOINT": otlp.grpc_endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_BLRP_SCHEDULE_DELAY": "100", "OTEL_METRIC_EXPORT_INTERVAL": "300"},
+            env={
+                "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.grpc_endpoint,
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+                "OTEL_BSP_SCHEDULE_DELAY": "100",
+                "OTEL_BLRP_SCHEDULE_DELAY": "100",
+                "OTEL_METRIC_EXPORT_INTERVAL": "300",
+            },
         )
         try:
             session = RawSession(gateway.url)
@@ -81,7 +86,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             forged = RawSession(gateway.url)
             assert forged.request("ping", authorization=f"Bearer {FORGED_JWT}").status_code == 401
             assert forged.request("ping", authorization=f"Bearer {API_KEY[::-1]}").status_code == 401
-            wait_until(lambda: any(r.body == "request completed" and r.attributes.get("tool") == "nowhere__x" for r in otlp.logs()), timeout=15)
+            wait_until(
+                lambda: any(r.body == "request completed" and r.attributes.get("tool") == "nowhere__x" for r in otlp.logs()), timeout=15
+            )
             yield Run(gateway, backend, otlp, session.session_id or "")
         finally:
             gateway.proc.stop()
@@ -102,7 +109,7 @@ def test_one_info_line_per_completed_request_with_its_trace(run: Run) -> None:
     calls = [line for line in completed if line.get("tool") == "web__echo"]
     assert len(calls) == 1, completed
     [call] = calls
-    assert REQUEST_FIELDS <= set(call), set(REQUEST_FIELDS) - set(call)
+    assert set(call) >= REQUEST_FIELDS, set(REQUEST_FIELDS) - set(call)
     assert call["level"] == "info" and call["method"] == "tools/call" and call["status"] == "success"
     assert call["namespace"] == "web" and call["backend"] == "web-1" and call["session_id"] == run.session_id
     assert call["request_id"] == "2" and isinstance(call["duration_ms"], float) and call["duration_ms"] > 0
@@ -122,7 +129,9 @@ def test_one_info_line_per_completed_request_with_its_trace(run: Run) -> None:
 
 def test_no_credential_appears_anywhere(run: Run) -> None:
     exported = json.dumps(
-        [[s.name, s.attributes] for s in run.otlp.spans()] + [[r.body, r.attributes] for r in run.otlp.logs()] + [[m.name, m.points] for m in run.otlp.metrics()],
+        [[s.name, s.attributes] for s in run.otlp.spans()]
+        + [[r.body, r.attributes] for r in run.otlp.logs()]
+        + [[m.name, m.points] for m in run.otlp.metrics()],
         default=str,
     )
     outputs = {"gateway log": run.gateway.read_log(), "backend log": run.backend.proc.read_log(), "OTLP export": exported}

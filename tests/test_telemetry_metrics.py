@@ -21,12 +21,21 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as parse_openmetrics,
+)
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from app.telemetry import UserLabel
 from tests.ops_support import METRICS, PrometheusServer, ScrapeJob
-from tests.support import LOOPBACK, RedisServer, free_port, start_backend, start_gateway, wait_until
+from tests.support import (
+    LOOPBACK,
+    RedisServer,
+    free_port,
+    start_backend,
+    start_gateway,
+    wait_until,
+)
 from tests.support.certs import self_signed_certificate
 from tests.support.mcp_http import RawSession
 from tests.support.mcp_ws import WsSession
@@ -176,7 +185,9 @@ def test_traffic_shows_up_with_the_right_label_values(scrapes: Scrapes) -> None:
     assert _series(families, "mcp_gateway_requests_total", method="tools/call", status="error", namespace="down")[0].value == 1
     assert _series(families, "mcp_gateway_requests_total", method="initialize", status="success")[0].value == 3
     # Latency by protocol and replica.
-    assert _series(families, "mcp_gateway_request_duration_seconds", method="tools/call", protocol="websocket", backend="sock-1", namespace="sock")
+    assert _series(
+        families, "mcp_gateway_request_duration_seconds", method="tools/call", protocol="websocket", backend="sock-1", namespace="sock"
+    )
     assert _series(families, "mcp_gateway_request_duration_seconds", method="tools/call", protocol="http", backend="web-1", namespace="web")
     # One WebSocket still open; HTTP exchanges all finished.
     assert _series(families, "mcp_gateway_connections_total", protocol="websocket", state="active")[0].value == 1
@@ -211,7 +222,13 @@ def test_openmetrics_scrape_has_the_same_names(scrapes: Scrapes) -> None:
     """Prometheus asks for OpenMetrics first: the names must survive that format too."""
     samples = {s.name for family in parse_openmetrics(scrapes.openmetrics) for s in family.samples}
     text_samples = {s.name for family in parse_text(scrapes.text) for s in family.samples}
-    assert {"mcp_gateway_requests_total", "mcp_gateway_connections_total", "mcp_gateway_request_duration_seconds_bucket", "x509_cert_expiry", "process_resident_memory_bytes"} <= samples
+    assert {
+        "mcp_gateway_requests_total",
+        "mcp_gateway_connections_total",
+        "mcp_gateway_request_duration_seconds_bucket",
+        "x509_cert_expiry",
+        "process_resident_memory_bytes",
+    } <= samples
     assert text_samples - {"target_info"} <= samples | {"target_info"}
     assert not [name for name in samples if re.search(r"(_seconds_seconds|_bytes_bytes|_total_total)", name)]
 

@@ -21,7 +21,13 @@ import orjson
 import pytest
 from websockets.sync.client import connect
 
-from tests.support import Backend, GatewayProc, RedisServer, start_backend, start_gateway
+from tests.support import (
+    Backend,
+    GatewayProc,
+    RedisServer,
+    start_backend,
+    start_gateway,
+)
 from tests.support.mcp_http import RawSession
 from tests.support.otlp import OtlpReceiver, Span
 
@@ -58,7 +64,9 @@ class Stack:
             spans = {s.name: s for s in self.otlp.spans() if s.trace_id == trace_id}
             return spans if set(names) <= set(spans) else None
 
-        return self.otlp.wait_for(arrived, timeout, f"spans {names} of trace {trace_id}: got {[s.name for s in self.otlp.spans() if s.trace_id == trace_id]}")
+        return self.otlp.wait_for(
+            arrived, timeout, f"spans {names} of trace {trace_id}: got {[s.name for s in self.otlp.spans() if s.trace_id == trace_id]}"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +98,9 @@ def test_one_trace_from_the_client_header_through_gateway_into_the_backend(stack
     trace_id, client_span, traceparent = _client_context()
     response = session.request("tools/call", {"name": "web__echo", "arguments": {"text": "traced"}}, traceparent=traceparent)
     assert response.status_code == 200
-    spans = stack.trace(trace_id, "gateway.handleRequest", "backend.call", "backend.process", "circuitBreaker.allow", "circuitBreaker.record")
+    spans = stack.trace(
+        trace_id, "gateway.handleRequest", "backend.call", "backend.process", "circuitBreaker.allow", "circuitBreaker.record"
+    )
     handle, call, process = spans["gateway.handleRequest"], spans["backend.call"], spans["backend.process"]
     assert handle.parent_span_id == client_span and handle.kind == SERVER and handle.service == "mcp-gateway"
     assert call.parent_span_id == handle.span_id and call.kind == CLIENT
@@ -109,8 +119,13 @@ def test_the_backend_receives_the_calls_context_as_header_and_in_meta(stack: Sta
     session = RawSession(stack.gateway.url)
     session.initialize()
     trace_id, _, traceparent = _client_context()
-    headers = session.call("tools/call", {"name": "web__headers", "arguments": {}, "_meta": {"traceparent": traceparent}})["result"]["structuredContent"]
-    meta = session.call("tools/call", {"name": "web__meta", "arguments": {}, "_meta": {"traceparent": traceparent, "progressToken": "p1"}})["result"]["structuredContent"]
+    headers = session.call("tools/call", {"name": "web__headers", "arguments": {}, "_meta": {"traceparent": traceparent}})["result"][
+        "structuredContent"
+    ]
+    meta = session.call("tools/call", {"name": "web__meta", "arguments": {}, "_meta": {"traceparent": traceparent, "progressToken": "p1"}})[
+        "result"
+    ]["structuredContent"]
+
     def calls() -> set[str]:
         spans = {s.span_id for s in stack.otlp.spans() if s.trace_id == trace_id and s.name == "backend.call"}
         return spans if len(spans) == 2 else set()
@@ -125,7 +140,16 @@ def test_the_backend_receives_the_calls_context_as_header_and_in_meta(stack: Sta
 def test_websocket_meta_traceparent_parents_the_request(stack: Stack) -> None:
     trace_id, client_span, traceparent = _client_context()
     with connect(stack.gateway.url.replace("http://", "ws://") + "/ws", subprotocols=["mcp"]) as ws:  # type: ignore[list-item]
-        ws.send(orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}).decode())
+        ws.send(
+            orjson.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "initialize",
+                    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+                }
+            ).decode()
+        )
         assert "result" in orjson.loads(ws.recv(timeout=10))
         call = {"name": "web__echo", "arguments": {"text": "ws"}, "_meta": {"traceparent": traceparent}}
         ws.send(orjson.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call}).decode())
@@ -140,7 +164,12 @@ def test_initialize_records_session_create_and_redis_store(stack: Stack) -> None
     trace_id, client_span, traceparent = _client_context()
     session = RawSession(stack.gateway.url)
     response = session.post(
-        {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+        },
         traceparent=traceparent,
     )
     assert response.status_code == 200
@@ -215,10 +244,17 @@ def test_sigterm_flushes_spans_metrics_and_logs_before_exit(tmp_path: Path) -> N
     slow = {"OTEL_BSP_SCHEDULE_DELAY": "600000", "OTEL_METRIC_EXPORT_INTERVAL": "600000", "OTEL_BLRP_SCHEDULE_DELAY": "600000"}
     with OtlpReceiver() as otlp:
         env = {**_otlp_env(otlp), **slow}
-        gateway = start_gateway({"namespaces": {"web": {"backends": [{"name": "web-1", "url": "http://127.0.0.1:9/mcp"}]}}}, tmp_path, env=env)
+        gateway = start_gateway(
+            {"namespaces": {"web": {"backends": [{"name": "web-1", "url": "http://127.0.0.1:9/mcp"}]}}}, tmp_path, env=env
+        )
         trace_id, _, traceparent = _client_context()
         RawSession(gateway.url).post(
-            {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+            {
+                "jsonrpc": "2.0",
+                "id": 0,
+                "method": "initialize",
+                "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+            },
             traceparent=traceparent,
         )
         assert not otlp.spans() and not otlp.metrics()

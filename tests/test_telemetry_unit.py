@@ -30,10 +30,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import telemetry
-from app.telemetry.logs import REDACTED, JsonFormatter, scrub
-from app.telemetry.instruments import REQUEST_BUCKETS
 from app.telemetry import state
-from app.telemetry.instruments import Instruments, UserLabel, method_label
+from app.telemetry.instruments import (
+    REQUEST_BUCKETS,
+    Instruments,
+    UserLabel,
+    method_label,
+)
+from app.telemetry.logs import REDACTED, JsonFormatter, scrub
 from app.telemetry.requests import RequestScope, request_refused
 from tests.support import LOOPBACK, free_port
 from tests.support.certs import self_signed_certificate
@@ -179,8 +183,9 @@ def test_user_label_modes() -> None:
 
 def test_no_identity_reaches_telemetry_unless_configured() -> None:
     """The default `telemetry.user_label` is `hashed`: the subject (often an e-mail) stays out."""
-    from app.config import TelemetryConfig
     from opentelemetry.metrics import NoOpMeter
+
+    from app.config import TelemetryConfig
 
     assert TelemetryConfig().user_label == "hashed"
     assert Instruments(NoOpMeter("test")).user("alice@example.com") == UserLabel("hashed")("alice@example.com")
@@ -271,7 +276,13 @@ def test_a_request_gets_a_server_span_child_of_the_callers_context_metrics_and_o
     assert dict(semconv.attributes) == {"mcp.method.name": "tools/call", "gen_ai.tool.name": "web__echo", "error.type": "tool_error"}
     [line] = [r for r in caplog.records if r.getMessage() == "request completed"]
     assert (line.method, line.status, line.namespace, line.backend, line.session_id, line.request_id, line.user) == (
-        "tools/call", "success", "web", "web-1", "sess-1", "7", "alice",
+        "tools/call",
+        "success",
+        "web",
+        "web-1",
+        "sess-1",
+        "7",
+        "alice",
     )
     assert isinstance(line.duration_ms, float)
 
@@ -281,7 +292,9 @@ def test_a_json_rpc_error_counts_as_an_error_and_an_abandoned_request_as_cancell
     asyncio.run(_drain(RequestScope(Ctx(protocol="websocket"), {"jsonrpc": "2.0", "id": 1, "method": "tools/call"}), _events(error)))
 
     async def abandon() -> None:
-        events = RequestScope(Ctx(), {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).run(_events({"jsonrpc": "2.0", "method": "notifications/message"}))
+        events = RequestScope(Ctx(), {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).run(
+            _events({"jsonrpc": "2.0", "method": "notifications/message"})
+        )
         await anext(events)
         await events.aclose()
 
@@ -293,13 +306,26 @@ def test_a_json_rpc_error_counts_as_an_error_and_an_abandoned_request_as_cancell
 
 
 CALLER_MISTAKES = {
-    "parse error": -32700, "invalid request": -32600, "method not found": -32601, "invalid params (unknown tool)": -32602,
-    "unauthorized": -32001, "forbidden": -32003, "unknown session": -32004, "rate limited": -32029, "resource not found": -32002,
+    "parse error": -32700,
+    "invalid request": -32600,
+    "method not found": -32601,
+    "invalid params (unknown tool)": -32602,
+    "unauthorized": -32001,
+    "forbidden": -32003,
+    "unknown session": -32004,
+    "rate limited": -32029,
+    "resource not found": -32002,
 }
 SERVICE_FAILURES = {
-    "internal error": -32603, "backend unavailable": -32050, "backend timeout": -32051, "configuration error": -32053,
-    "state store unavailable": -32054, "shutting down": -32060, "a backend's own server error": -32000,
-    "not a number": "oops", "unhashable": ["x"],
+    "internal error": -32603,
+    "backend unavailable": -32050,
+    "backend timeout": -32051,
+    "configuration error": -32053,
+    "state store unavailable": -32054,
+    "shutting down": -32060,
+    "a backend's own server error": -32000,
+    "not a number": "oops",
+    "unhashable": ["x"],
 }
 
 
@@ -308,7 +334,9 @@ SERVICE_FAILURES = {
     [(code, "client_error") for code in CALLER_MISTAKES.values()] + [(code, "error") for code in SERVICE_FAILURES.values()],
     ids=[*CALLER_MISTAKES, *SERVICE_FAILURES],
 )
-def test_the_status_label_tells_a_callers_mistake_from_a_failure_of_the_service(recording: Recording, caplog: pytest.LogCaptureFixture, code: Any, status: str) -> None:
+def test_the_status_label_tells_a_callers_mistake_from_a_failure_of_the_service(
+    recording: Recording, caplog: pytest.LogCaptureFixture, code: Any, status: str
+) -> None:
     """Alerts and the success SLO count `error` only: one caller's typos must not page anyone."""
     caplog.set_level(logging.INFO, logger="mcp_gateway.requests")
     error = {"jsonrpc": "2.0", "id": 1, "error": {"code": code, "message": "no"}}
@@ -341,13 +369,18 @@ def test_a_refusal_raised_by_the_pipeline_is_counted_once(recording: Recording) 
     request_refused("http", {"jsonrpc": "2.0", "method": "notifications/x"}, GatewayError(ErrorCode.INVALID_REQUEST, "x"))
     counts = sorted((p.attributes["method"], p.value) for p in recording.points("mcp_gateway_requests_total"))
     assert counts == [("other", 1), ("tools/call", 1)]
-    assert next(p for p in recording.points("mcp_gateway_requests_total") if p.attributes["method"] == "other").attributes["user"] == "anonymous"
+    assert (
+        next(p for p in recording.points("mcp_gateway_requests_total") if p.attributes["method"] == "other").attributes["user"]
+        == "anonymous"
+    )
 
 
 def test_pipeline_context_does_not_leak_into_the_consumer(recording: Recording) -> None:
     async def consume() -> list[bool]:
         seen = []
-        async for _ in RequestScope(Ctx(), {"jsonrpc": "2.0", "id": 1, "method": "ping"}).run(_events({"jsonrpc": "2.0", "id": 1, "result": {}})):
+        async for _ in RequestScope(Ctx(), {"jsonrpc": "2.0", "id": 1, "method": "ping"}).run(
+            _events({"jsonrpc": "2.0", "id": 1, "result": {}})
+        ):
             seen.append(trace.get_current_span().get_span_context().is_valid)
         seen.append(trace.get_current_span().get_span_context().is_valid)
         return seen
@@ -439,7 +472,13 @@ def test_log_lines_carry_trace_ids_and_never_credentials(recording: Recording) -
 def test_without_a_trace_exporter_only_sampled_callers_are_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing would read the gateway's own traces: its roots are not recorded (but still carry
     ids to logs and backends); a caller's sampled trace is, so its backends see it sampled."""
-    for name in ("OTEL_SDK_DISABLED", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+    for name in (
+        "OTEL_SDK_DISABLED",
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ):
         monkeypatch.delenv(name, raising=False)
     tel = telemetry.setup("unit", install=False)
     try:

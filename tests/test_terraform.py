@@ -87,7 +87,7 @@ def _run_job(fn: Callable[[Outcome], None]) -> Outcome:
         fn(outcome)
     except TerraformError as err:
         outcome.error = str(err)
-    except Exception:  # noqa: BLE001 - reported by the test that waits for the job
+    except Exception:
         outcome.error = traceback.format_exc()
     outcome.seconds = time.monotonic() - start
     return outcome
@@ -458,16 +458,26 @@ def _check_region(data: dict[str, Any]) -> None:
     # NLB for MCPB/TCP on 8445.
     nlb = state["load_balancers"]["mcp-moto1-tcp"]
     assert nlb["type"] == "network"
-    assert {port: (l["protocol"], l["actions"]) for port, l in nlb["listeners"].items()} == {8445: ("TCP", ["forward"])}
+    assert {port: (listener["protocol"], listener["actions"]) for port, listener in nlb["listeners"].items()} == {
+        8445: ("TCP", ["forward"])
+    }
 
     assert state["target_groups"] == {
         "mcp-moto1-http": {
-            "port": 8080, "protocol": "HTTP", "target_type": "ip",
-            "health_protocol": "HTTP", "health_port": "traffic-port", "health_path": "/readyz",
+            "port": 8080,
+            "protocol": "HTTP",
+            "target_type": "ip",
+            "health_protocol": "HTTP",
+            "health_port": "traffic-port",
+            "health_path": "/readyz",
         },
         "mcp-moto1-tcp": {
-            "port": 8445, "protocol": "TCP", "target_type": "ip",
-            "health_protocol": "HTTP", "health_port": "8080", "health_path": "/readyz",
+            "port": 8445,
+            "protocol": "TCP",
+            "target_type": "ip",
+            "health_protocol": "HTTP",
+            "health_port": "8080",
+            "health_path": "/readyz",
         },
     }
 
@@ -488,7 +498,12 @@ def _check_region(data: dict[str, Any]) -> None:
 
     bridge = containers["bridge"]
     assert bridge["entryPoint"] + bridge["command"] == [
-        "mcp-gateway", "bridge", "--listen", "0.0.0.0:8445", "--gateway", "ws://127.0.0.1:8080/ws",
+        "mcp-gateway",
+        "bridge",
+        "--listen",
+        "0.0.0.0:8445",
+        "--gateway",
+        "ws://127.0.0.1:8080/ws",
     ]
 
     collector = containers["collector"]
@@ -526,9 +541,7 @@ def _check_region(data: dict[str, Any]) -> None:
     }
     execution = state["roles"]["mcp-moto1-execution"]["policies"]["pull-log-secrets"]["Statement"]
     read_secrets = next(s for s in execution if s["Sid"] == "ReadSecrets")
-    assert sorted(read_secrets["Resource"]) == sorted(
-        [variables["federation_token_secret_arn"], variables["logs_credentials_secret_arn"]]
-    )
+    assert sorted(read_secrets["Resource"]) == sorted([variables["federation_token_secret_arn"], variables["logs_credentials_secret_arn"]])
     for role in ("mcp-moto1-task", "mcp-moto1-execution"):
         assert state["roles"][role]["trust"]["Statement"][0]["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
 
@@ -553,8 +566,12 @@ def _check_global(data: dict[str, Any]) -> None:
         }
     }
     assert state["target_groups"]["mcp-motog-otel-otlp"] == {
-        "port": 4317, "protocol": "TCP", "target_type": "ip",
-        "health_protocol": "HTTP", "health_port": "13133", "health_path": "/",
+        "port": 4317,
+        "protocol": "TCP",
+        "target_type": "ip",
+        "health_protocol": "HTTP",
+        "health_port": "13133",
+        "health_path": "/",
     }
     assert outputs["federation_endpoint"].endswith(".elb.amazonaws.com:4317")
 

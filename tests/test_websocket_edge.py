@@ -141,8 +141,11 @@ async def test_without_the_mcp_subprotocol_the_handshake_is_refused_saying_why(s
 
 async def test_a_header_that_is_not_utf8_does_not_break_the_handshake(stack: Stack) -> None:
     upgrade = {
-        "connection": "upgrade", "upgrade": "websocket", "sec-websocket-version": "13",
-        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-protocol": "mcp",
+        "connection": "upgrade",
+        "upgrade": "websocket",
+        "sec-websocket-version": "13",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "sec-websocket-protocol": "mcp",
     }
     async with httpx.AsyncClient(timeout=5) as client:
         for name in ("x-mcp-transport", "x-forwarded-for", "authorization", "user-agent"):
@@ -195,7 +198,9 @@ async def test_request_before_initialize_is_refused_clearly(stack: Stack) -> Non
 
 async def test_a_second_initialize_is_refused(stack: Stack) -> None:
     async with open_ws(stack) as client:
-        again = client.request_message("initialize", {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "x", "version": "1"}})
+        again = client.request_message(
+            "initialize", {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "x", "version": "1"}}
+        )
         await client.send(again)
         answer = await client.answer_to(again["id"])
         assert answer["error"]["code"] == -32600
@@ -304,7 +309,9 @@ async def test_many_concurrent_requests_are_answered_and_matched_by_id(stack: St
             ns = TRANSPORT_NAMESPACES[i % 3]
             request_id: Any = i if i % 2 else f"req-{i}"
             expected[request_id] = f"{ns}:{i}"
-            await client.send(client.request_message("tools/call", {"name": f"{ns}__echo", "arguments": {"text": f"{ns}:{i}"}}, id=request_id))
+            await client.send(
+                client.request_message("tools/call", {"name": f"{ns}__echo", "arguments": {"text": f"{ns}:{i}"}}, id=request_id)
+            )
         answers: dict[Any, dict[str, Any]] = {}
         order: list[Any] = []
         while len(answers) < len(expected) + 1:
@@ -324,7 +331,9 @@ async def test_many_concurrent_requests_are_answered_and_matched_by_id(stack: St
 @pytest.mark.parametrize("ns", TRANSPORT_NAMESPACES)
 async def test_progress_notifications_arrive_before_the_answer(stack: Stack, ns: str) -> None:
     async with open_ws(stack) as client:
-        message = client.request_message("tools/call", {"name": f"{ns}__progress", "arguments": {"steps": 3}, "_meta": {"progressToken": "tok-7"}})
+        message = client.request_message(
+            "tools/call", {"name": f"{ns}__progress", "arguments": {"steps": 3}, "_meta": {"progressToken": "tok-7"}}
+        )
         await client.send(message)
         answer = await client.answer_to(message["id"])
         assert tool_text(answer) == "done"
@@ -373,7 +382,11 @@ async def test_a_call_abandoned_by_a_closed_connection_is_cancelled_upstream(sta
     log = stack.stderr_logs[ns]
     async with open_ws(stack) as client:
         await client.send(client.request_message("tools/call", {"name": f"{ns}__slow", "arguments": {"seconds": seconds}}))
-        await wait_until_async(lambda: f"slow call started ({seconds}s)" in log.read_text(), timeout=ANSWER_TIMEOUT, message="the call reached the backend")
-    await wait_until_async(lambda: f"slow call cancelled ({seconds}s)" in log.read_text(), timeout=ANSWER_TIMEOUT, message="the backend was told to cancel")
+        await wait_until_async(
+            lambda: f"slow call started ({seconds}s)" in log.read_text(), timeout=ANSWER_TIMEOUT, message="the call reached the backend"
+        )
+    await wait_until_async(
+        lambda: f"slow call cancelled ({seconds}s)" in log.read_text(), timeout=ANSWER_TIMEOUT, message="the backend was told to cancel"
+    )
     async with open_ws(stack) as client:
         assert tool_text(await client.call("tools/call", {"name": f"{ns}__echo", "arguments": {"text": "next"}})) == "next"

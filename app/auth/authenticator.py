@@ -18,9 +18,9 @@ from typing import Any
 import jwt
 
 from app import telemetry
-from app.config.auth import HMAC_ALGORITHMS, AuthConfig, JwtConfig
 from app.auth.jwks import JwksCache, JwksUnavailable
 from app.auth.principal import ANONYMOUS, Principal
+from app.config.auth import HMAC_ALGORITHMS, AuthConfig, JwtConfig
 from app.core.jsonrpc import ErrorCode, GatewayError
 
 log = logging.getLogger("mcp_gateway.auth")
@@ -52,9 +52,7 @@ def _scopes(claims: Mapping[str, Any], claim: str) -> frozenset[str]:
 class JwtVerifier:
     def __init__(self, config: JwtConfig, environ: Mapping[str, str]):
         self.config = config
-        self.jwks = (
-            JwksCache(config.jwks_url, config.jwks_cache_seconds, config.jwks_min_refresh_seconds) if config.jwks_url else None
-        )
+        self.jwks = JwksCache(config.jwks_url, config.jwks_cache_seconds, config.jwks_min_refresh_seconds) if config.jwks_url else None
         self.static_key: Any = None
         if set(config.algorithms) <= HMAC_ALGORITHMS:
             secret = environ.get(config.secret_env or "")

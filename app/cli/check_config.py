@@ -9,7 +9,9 @@ from app.config import ConfigError, parse_config, read_config_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser("check-config", help="validate a configuration file", description="Validate a gateway configuration file; list every problem.")
+    parser = sub.add_parser(
+        "check-config", help="validate a configuration file", description="Validate a gateway configuration file; list every problem."
+    )
     parser.add_argument("file")
     parser.set_defaults(handler=run)
 

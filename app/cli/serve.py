@@ -16,7 +16,6 @@ from app.demo import sdk_problem as demo_sdk_problem
 from app.pipeline.drain import Drain
 from app.state.factory import store_problem
 
-
 #: After the drain, uvicorn's own grace period for connections still open, and time kept for
 #: flushing telemetry: together with the drain they fit in `drain_timeout_seconds`.
 SHUTDOWN_GRACE_SECONDS = 2.0
@@ -62,12 +61,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.telemetry.logs import configure
     from app.edge.app import create_app
-    from app.telemetry import TelemetryError
-    from app.telemetry import setup as setup_telemetry
     from app.edge.head import HeadLimits, bounded_http_protocol
     from app.edge.websocket import max_frame_bytes
+    from app.telemetry import TelemetryError
+    from app.telemetry import setup as setup_telemetry
+    from app.telemetry.logs import configure
 
     configure(args.log_level)
     try:
@@ -105,15 +104,13 @@ def run(args: argparse.Namespace) -> int:
             port=config.port,
             log_config=None,
             access_log=False,
-            http=bounded_http_protocol(
-                HeadLimits(config.max_header_bytes, config.max_header_fields, config.header_timeout_seconds)
-            ),
+            http=bounded_http_protocol(HeadLimits(config.max_header_bytes, config.max_header_fields, config.header_timeout_seconds)),
             ws="websockets-sansio",
             ws_max_size=max_frame_bytes(config.max_body_bytes),
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
             proxy_headers=False,
         ),
-        app.pipeline.gateway.drain,
+        app.gateway.drain,
         max(1.0, config.drain_timeout_seconds - SHUTDOWN_GRACE_SECONDS - FLUSH_RESERVE_SECONDS),
     )
     try:

@@ -21,7 +21,16 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from app.config.auth import AuthConfig
 
@@ -117,7 +126,9 @@ class NamespaceConfig(_Strict):
 
 def _rate(value: str) -> str:
     """A `limits` rate string such as "600/minute" or "10 per second"."""
-    from limits import parse  # Imported here: only a configuration that sets a rate needs it.
+    from limits import (
+        parse,  # Imported here: only a configuration that sets a rate needs it.
+    )
 
     try:
         item = parse(value)
@@ -352,10 +363,7 @@ def _no_anonymous_network(doc: _Document) -> list[str]:
         return []
     host = doc.field("host")
     if doc.field("auth").modes == {"none"} and not is_loopback(host):
-        return [
-            f"auth.mode: 'none' is only allowed when the gateway binds a loopback address, not {host!r}; "
-            "configure jwt or api_key"
-        ]
+        return [f"auth.mode: 'none' is only allowed when the gateway binds a loopback address, not {host!r}; configure jwt or api_key"]
     return []
 
 
@@ -391,7 +399,12 @@ def _names(doc: _Document) -> list[str]:
     return problems
 
 
-CROSS_FIELD_CHECKS: tuple[Callable[[_Document], list[str]], ...] = (_no_anonymous_network, _metrics_port_apart, _rate_limited_namespaces, _names)
+CROSS_FIELD_CHECKS: tuple[Callable[[_Document], list[str]], ...] = (
+    _no_anonymous_network,
+    _metrics_port_apart,
+    _rate_limited_namespaces,
+    _names,
+)
 
 
 def parse_config(data: Any) -> GatewayConfig:
@@ -465,12 +478,8 @@ def _duplicate_keys(node: yaml.Node, path: Loc, seen_nodes: set[int]) -> Iterato
 def demo_namespaces() -> dict[str, Any]:
     """The embedded default: the bundled demo servers over stdio, nothing else to start."""
     return {
-        "weather": {
-            "backends": [{"name": "weather-1", "command": [sys.executable, "-m", "app.demo.weather"]}]
-        },
-        "notes": {
-            "backends": [{"name": "notes-1", "command": [sys.executable, "-m", "app.demo.notes"]}]
-        },
+        "weather": {"backends": [{"name": "weather-1", "command": [sys.executable, "-m", "app.demo.weather"]}]},
+        "notes": {"backends": [{"name": "notes-1", "command": [sys.executable, "-m", "app.demo.notes"]}]},
     }
 
 

@@ -63,7 +63,9 @@ class GatewayError(Exception):
         error = error if isinstance(error, dict) else {}
         code = error.get("code")
         code = ErrorCode(code) if code in ErrorCode._value2member_map_ else code
-        return cls(code if isinstance(code, int) else ErrorCode.INTERNAL_ERROR, str(error.get("message", "backend error")), error.get("data"))
+        return cls(
+            code if isinstance(code, int) else ErrorCode.INTERNAL_ERROR, str(error.get("message", "backend error")), error.get("data")
+        )
 
     def to_error(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": int(self.code), "message": self.message}
@@ -100,7 +102,7 @@ def loads(body: bytes | str) -> Any:
 
 
 def _valid_id(value: Any) -> bool:
-    return (isinstance(value, str) or isinstance(value, int)) and not isinstance(value, bool)
+    return (isinstance(value, (str, int))) and not isinstance(value, bool)
 
 
 def validate(message: Any) -> Message:
@@ -114,7 +116,7 @@ def validate(message: Any) -> Message:
     if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
         raise GatewayError(
             ErrorCode.INVALID_REQUEST,
-            "Invalid Request: expected a JSON-RPC 2.0 object with \"jsonrpc\": \"2.0\"",
+            'Invalid Request: expected a JSON-RPC 2.0 object with "jsonrpc": "2.0"',
             http_status=400,
         )
     if "method" in message:

@@ -16,13 +16,13 @@ from starlette.types import Receive, Scope, Send
 
 from app import __version__
 from app.config import GatewayConfig
-from app.pipeline.gateway import Gateway
-from app.edge.probes import health_payload, readiness
-from app.state import open_store
-from app.telemetry import ConnectionMetrics, Telemetry, instruments
 from app.edge.http import StreamableHttp, json_response
 from app.edge.origin import OriginPolicy
+from app.edge.probes import health_payload, readiness
 from app.edge.websocket import serve_websocket
+from app.pipeline.gateway import Gateway
+from app.state import open_store
+from app.telemetry import ConnectionMetrics, Telemetry, instruments
 
 log = logging.getLogger("mcp_gateway")
 
@@ -94,7 +94,12 @@ def create_app(config: GatewayConfig, telemetry: Telemetry | None = None) -> Gat
                 telemetry.shutdown()  # Spans, a final metrics export and logs, before the process exits.
 
     app = FastAPI(
-        title="MCP Gateway", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
+        title="MCP Gateway",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
         **_without_native_telemetry(),
     )
 

@@ -9,9 +9,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
-#: Header the TCP bridge sets on its upstream WebSocket: the client's real transport.
-TRANSPORT_HEADER = "x-mcp-transport"
-RELAYED_TRANSPORTS = frozenset({"tcp"})
+from app.core.headers import RELAYED_TRANSPORTS, TRANSPORT_HEADER
 
 
 class ClientResolver:

@@ -165,4 +165,3 @@ _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 def bounded_http_protocol(limits: HeadLimits) -> Any:
     """The `http` protocol to give uvicorn.Config: a factory it calls like the class."""
     return functools.partial(BoundedHttpToolsProtocol, limits=limits)
-

@@ -20,13 +20,13 @@ from starlette.types import Receive, Scope, Send
 
 from app import telemetry
 from app.core import jsonrpc
-from app.backends import Event
-from app.pipeline.gateway import Gateway, RequestContext
+from app.core.events import Event
 from app.core.jsonrpc import ErrorCode, GatewayError, Message
 from app.core.protocol import SESSION_HEADER, SUPPORTED_VERSIONS, VERSION_HEADER
-from app.state import SessionRecord
 from app.edge import sse
 from app.edge.origin import OriginPolicy
+from app.pipeline.gateway import Gateway, RequestContext
+from app.state import SessionRecord
 
 log = logging.getLogger("mcp_gateway.http")
 
@@ -125,9 +125,7 @@ class StreamableHttp:
     def _check_version(self, request: Request) -> None:
         version = request.headers.get(VERSION_HEADER)
         if version is not None and version not in SUPPORTED_VERSIONS:
-            raise _bad_request(
-                f"Unsupported MCP-Protocol-Version '{version}'; supported: {', '.join(SUPPORTED_VERSIONS)}"
-            )
+            raise _bad_request(f"Unsupported MCP-Protocol-Version '{version}'; supported: {', '.join(SUPPORTED_VERSIONS)}")
 
     async def _session(self, ctx: RequestContext, request: Request) -> SessionRecord:
         session_id = request.headers.get(SESSION_HEADER)
@@ -175,7 +173,12 @@ class StreamableHttp:
     async def _answer(self, ctx: RequestContext, record: SessionRecord, message: Message) -> Response:
         events = self.gateway.handle_request(ctx, record, message)
         first = await anext(events)
-        if first.event_id is None and first.message is not None and first.message.get("id") == message["id"] and jsonrpc.is_response(first.message):
+        if (
+            first.event_id is None
+            and first.message is not None
+            and first.message.get("id") == message["id"]
+            and jsonrpc.is_response(first.message)
+        ):
             await events.aclose()
             return json_response(first.message)
 

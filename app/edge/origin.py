@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from app.config import GatewayConfig, is_loopback
 from app import telemetry
+from app.config import GatewayConfig, is_loopback
 from app.core.jsonrpc import ErrorCode, GatewayError
 
 

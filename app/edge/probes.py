@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.pipeline.gateway import Gateway
 from app.core.jsonrpc import GatewayError
+from app.pipeline.gateway import Gateway
 
 
 def namespace_status(gateway: Gateway) -> dict[str, str]:
@@ -20,10 +20,7 @@ def namespace_status(gateway: Gateway) -> dict[str, str]:
 async def health_payload(gateway: Gateway) -> tuple[dict[str, Any], int]:
     store_ok = await gateway.store.ping()
     backends = namespace_status(gateway)
-    if gateway.config.redis_url:
-        redis = "connected" if store_ok else "disconnected"
-    else:
-        redis = "not_configured"
+    redis = ("connected" if store_ok else "disconnected") if gateway.config.redis_url else "not_configured"
     sessions = 0
     if store_ok:
         try:

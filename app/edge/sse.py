@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.backends import Event
+from app.core.events import Event
 from app.core.jsonrpc import dumps
 
 SSE_HEADERS = {

@@ -15,14 +15,14 @@ from contextlib import aclosing
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app import telemetry
-from app.core import jsonrpc
 from app.auth import Principal
-from app.pipeline.gateway import Gateway, RequestContext
+from app.core import jsonrpc
 from app.core.jsonrpc import ErrorCode, GatewayError, Message
-from app.telemetry.logs import cap
-from app.state import SessionRecord
 from app.edge.http import error_http
 from app.edge.origin import OriginPolicy
+from app.pipeline.gateway import Gateway, RequestContext
+from app.state import SessionRecord
+from app.telemetry.logs import cap
 
 log = logging.getLogger("mcp_gateway.websocket")
 
@@ -206,9 +206,7 @@ async def serve_websocket(gateway: Gateway, policy: OriginPolicy, websocket: Web
         await websocket.send_denial_response(error_http(SUBPROTOCOL_REQUIRED))
         return
     if gateway.drain.draining:
-        await websocket.send_denial_response(
-            error_http(GatewayError(ErrorCode.SHUTTING_DOWN, "Server shutting down", http_status=503))
-        )
+        await websocket.send_denial_response(error_http(GatewayError(ErrorCode.SHUTTING_DOWN, "Server shutting down", http_status=503)))
         return
     try:
         principal = await gateway.auth.authenticate(websocket.headers)

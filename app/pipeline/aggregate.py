@@ -90,7 +90,7 @@ async def aggregate(
     )
     merged: list[dict[str, Any]] = []
     failures: list[BaseException] = []
-    for (index, ns), page in zip(wanted, pages):
+    for (index, ns), page in zip(wanted, pages, strict=False):
         if isinstance(page, BaseException):
             if isinstance(page, GatewayError) and page.code == ErrorCode.METHOD_NOT_FOUND:
                 continue  # This server offers no such list: nothing to merge, nothing wrong.

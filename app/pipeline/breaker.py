@@ -43,8 +43,7 @@ class CircuitOpen(GatewayError):
         seconds = max(1, math.ceil(retry_after))
         super().__init__(
             ErrorCode.BACKEND_UNAVAILABLE,
-            f"Backend for namespace '{namespace}' is unavailable: circuit breaker open "
-            f"(too many recent failures); retry in {seconds}s",
+            f"Backend for namespace '{namespace}' is unavailable: circuit breaker open (too many recent failures); retry in {seconds}s",
             data={"namespace": namespace, "circuit": State.OPEN.value, "retryAfterSeconds": seconds},
         )
 
@@ -52,7 +51,7 @@ class CircuitOpen(GatewayError):
 class Permit:
     """One call's admission: report exactly one outcome (later reports are ignored)."""
 
-    __slots__ = ("breaker", "generation", "probe", "done")
+    __slots__ = ("breaker", "done", "generation", "probe")
 
     def __init__(self, breaker: CircuitBreaker, generation: int, probe: bool):
         self.breaker = breaker

@@ -55,6 +55,6 @@ class Drain:
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("drain deadline passed with requests in flight", extra={"in_flight": self.in_flight})
             return False

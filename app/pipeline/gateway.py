@@ -21,23 +21,36 @@ from typing import Any
 import orjson
 
 from app import __version__, telemetry
-from app.pipeline.aggregate import LISTS, ListKind, aggregate, expose_items, page_result
 from app.auth import ANONYMOUS, Authenticator, Principal
-from app.backends import Backend, Event, create_backend
-from app.backends.multiplexed import BROADCAST_METHODS, GATEWAY_HANDSHAKE, MultiplexedBackend
-from app.pipeline.breaker import install as install_breakers
+from app.backends import Backend, create_backend
+from app.backends.multiplexed import (
+    BROADCAST_METHODS,
+    GATEWAY_HANDSHAKE,
+    MultiplexedBackend,
+)
 from app.config import GatewayConfig
+from app.core.events import Event
+from app.core.jsonrpc import (
+    ErrorCode,
+    GatewayError,
+    Message,
+    RequestId,
+    error_response,
+    is_response,
+    result_response,
+)
+from app.core.protocol import LOG_LEVELS, check_params, negotiate
+from app.edge.client_address import ClientResolver
+from app.pipeline.aggregate import LISTS, ListKind, aggregate, expose_items, page_result
+from app.pipeline.breaker import install as install_breakers
 from app.pipeline.drain import Drain
 from app.pipeline.expiry import ExpirySweeper
-from app.edge.client_address import ClientResolver
 from app.pipeline.health_checks import HealthChecker
 from app.pipeline.hub import Hub
-from app.core.jsonrpc import ErrorCode, GatewayError, Message, RequestId, error_response, is_response, result_response
-from app.core.protocol import LOG_LEVELS, check_params, negotiate
 from app.pipeline.ratelimit import RateLimiter
 from app.pipeline.routing import PROMPT, RESOURCE, TEMPLATE, TOOL, Namespace, Router
-from app.state import SessionRecord, StateStore, UpstreamBinding
 from app.pipeline.upstreams import Upstreams
+from app.state import SessionRecord, StateStore, UpstreamBinding
 
 log = logging.getLogger("mcp_gateway")
 
@@ -497,7 +510,9 @@ class Gateway:
             return False
         return LOG_LEVELS.index(level) < LOG_LEVELS.index(threshold)
 
-    async def _fetch_page(self, ctx: RequestContext, record: SessionRecord, ns: Namespace, kind: ListKind, cursor: str | None) -> dict[str, Any]:
+    async def _fetch_page(
+        self, ctx: RequestContext, record: SessionRecord, ns: Namespace, kind: ListKind, cursor: str | None
+    ) -> dict[str, Any]:
         params = {"cursor": cursor} if cursor else {}
         request = {"jsonrpc": "2.0", "id": f"gateway-list-{secrets.token_hex(4)}", "method": kind.method, "params": params}
         response = None
@@ -593,9 +608,7 @@ class Gateway:
             entry = self._in_flight.get((record.id, (message.get("params") or {}).get("requestId")))
             if entry is not None and entry.namespace is not None:
                 targets = [self.namespaces[entry.namespace]]
-        await asyncio.gather(
-            *(self.upstreams.send(record, ns, message, ctx.headers) for ns in targets), return_exceptions=True
-        )
+        await asyncio.gather(*(self.upstreams.send(record, ns, message, ctx.headers) for ns in targets), return_exceptions=True)
 
     async def handle_response(self, ctx: RequestContext, record: SessionRecord, message: Message) -> None:
         """The client's answer to a server-to-client request goes back to the backend that asked."""
@@ -676,7 +689,7 @@ class Gateway:
             if name in connected:
                 try:
                     await asyncio.wait_for(connected[name].wait(), ATTACH_TIMEOUT_SECONDS)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     log.warning("upstream stream slow to open", extra={"namespace": name, "session_id": record.id})
 
         async def pump_hub() -> None:

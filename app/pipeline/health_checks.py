@@ -21,9 +21,9 @@ from contextlib import aclosing
 from app import telemetry
 from app.backends import Backend, BackendFailure, Handshake, UpstreamSessionGone
 from app.backends.multiplexed import GATEWAY_HANDSHAKE
-from app.pipeline.breaker import State
 from app.config import HealthCheckConfig
 from app.core.jsonrpc import GatewayError, is_response
+from app.pipeline.breaker import State
 
 log = logging.getLogger("mcp_gateway.health_checks")
 

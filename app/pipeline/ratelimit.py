@@ -106,9 +106,7 @@ def open_storage(redis_url: str | None) -> Storage:
         # first command on each fails; the retry reconnects. No back-off sleeps inside a request.
         retry=Retry(NoBackoff(), 1),
     )
-    return RedisStorage(
-        storage_uri(redis_url), wrap_exceptions=True, implementation="redispy", key_prefix=KEY_PREFIX, connection_pool=pool
-    )
+    return RedisStorage(storage_uri(redis_url), wrap_exceptions=True, implementation="redispy", key_prefix=KEY_PREFIX, connection_pool=pool)
 
 
 class RateLimiter:
@@ -143,7 +141,12 @@ class RateLimiter:
         if namespace is not None and namespace in self.per_namespace:
             caller = ("principal", principal.identity) if authenticated else ("ip", client_address or "unknown")
             budgets.append(
-                _Budget(f"caller in namespace '{namespace}'", self.settings.namespaces[namespace], self.per_namespace[namespace], ("ns", namespace, *caller))
+                _Budget(
+                    f"caller in namespace '{namespace}'",
+                    self.settings.namespaces[namespace],
+                    self.per_namespace[namespace],
+                    ("ns", namespace, *caller),
+                )
             )
         return budgets
 
@@ -170,7 +173,7 @@ class RateLimiter:
             self._probing = False
         self._storage_ok()
         telemetry.rate_limit_remaining(principal, min(s.remaining for s in stats))
-        refused = [(budget, stat) for budget, hit, stat in zip(budgets, hits, stats) if not hit]
+        refused = [(budget, stat) for budget, hit, stat in zip(budgets, hits, stats, strict=False) if not hit]
         if refused:
             budget, stat = max(refused, key=lambda pair: pair[1].reset_time)
             retry_after = max(1, math.ceil(stat.reset_time - time.time()))
@@ -212,7 +215,7 @@ class RateLimiter:
             try:
                 await client.aclose()
                 await client.connection_pool.disconnect()
-            except Exception:  # noqa: BLE001 - closing a client of a storage that may be gone
+            except Exception:
                 pass
 
 

@@ -70,9 +70,7 @@ def _rotate(items: list[Backend], turn: int) -> list[Backend]:
 def template_pattern(template: str) -> re.Pattern[str]:
     """An RFC 6570 URI template as a regex: `{x}` matches one segment, `{+x}`/`{#x}` anything."""
     parts = re.split(r"(\{[^}]*\})", template)
-    regex = "".join(
-        (".*" if part[1:2] in "+#" else "[^/?#]*") if part.startswith("{") else re.escape(part) for part in parts
-    )
+    regex = "".join((".*" if part[1:2] in "+#" else "[^/?#]*") if part.startswith("{") else re.escape(part) for part in parts)
     return re.compile(regex + r"\Z")
 
 

@@ -18,10 +18,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 
 from app import telemetry
+from app.backends import Backend, BackendFailure, Handshake, UpstreamSessionGone
 from app.core.background import BackgroundTasks
-from app.backends import Backend, BackendFailure, Event, Handshake, UpstreamSessionGone
-from app.pipeline.breaker import CircuitOpen, Permit
+from app.core.events import Event
 from app.core.jsonrpc import ErrorCode, Message, is_response
+from app.pipeline.breaker import CircuitOpen, Permit
 from app.pipeline.routing import Namespace
 from app.state import SessionRecord, StateStore, UpstreamBinding
 
@@ -122,7 +123,11 @@ class Upstreams:
                     backend.mark_down(self.down_seconds)
                 else:
                     backend.healthy = False
-                log.warning("backend failed to open a session, trying another replica: %s", failure.message, extra={"namespace": ns.name, "backend": backend.name})
+                log.warning(
+                    "backend failed to open a session, trying another replica: %s",
+                    failure.message,
+                    extra={"namespace": ns.name, "backend": backend.name},
+                )
                 last = failure
                 continue
             except BaseException:
@@ -147,7 +152,10 @@ class Upstreams:
                     return backend, current, permit
                 if not any(b.breaker.allows() for b in ns.backends if b is not backend):
                     raise self.circuit_open(ns)
-                log.info("circuit open: moving the session to another replica", extra={"namespace": ns.name, "backend": backend.name, "session_id": record.id})
+                log.info(
+                    "circuit open: moving the session to another replica",
+                    extra={"namespace": ns.name, "backend": backend.name, "session_id": record.id},
+                )
                 avoid = backend
         backend, fresh, permit = await self._open(record, ns, headers, avoid)
         try:
@@ -224,7 +232,12 @@ class Upstreams:
                 if failure.connect:
                     backend.mark_down(self.down_seconds)
                 elif read_only and failure.trips:
-                    log.info("%s failed (%s); retrying once on another replica", method, failure.message, extra={"namespace": ns.name, "backend": backend.name})
+                    log.info(
+                        "%s failed (%s); retrying once on another replica",
+                        method,
+                        failure.message,
+                        extra={"namespace": ns.name, "backend": backend.name},
+                    )
                 else:
                     raise  # It may have reached the backend: never sent twice.
                 moved = True

@@ -69,11 +69,7 @@ class SessionRecord:
             client_info=orjson.loads(fields.get("client_info", "{}")),
             client_capabilities=orjson.loads(fields.get("client_capabilities", "{}")),
             created_at=float(fields.get("created_at", "0")),
-            upstreams={
-                key[3:]: UpstreamBinding.decode(value)
-                for key, value in fields.items()
-                if key.startswith("up:")
-            },
+            upstreams={key[3:]: UpstreamBinding.decode(value) for key, value in fields.items() if key.startswith("up:")},
         )
 
 

@@ -13,7 +13,12 @@ import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError, NoPermissionError, RedisError
 
 from app.core.jsonrpc import ErrorCode, GatewayError
-from app.state.base import SessionLimitReached, SessionRecord, StateStore, UpstreamBinding
+from app.state.base import (
+    SessionLimitReached,
+    SessionRecord,
+    StateStore,
+    UpstreamBinding,
+)
 from app.telemetry import redis_operation
 
 PREFIX = "mcpgw:"
@@ -116,7 +121,7 @@ def _unavailable_as_503(method: Callable[..., Awaitable[T]]) -> Callable[..., Aw
 
 def _pairs(flat: list[str]) -> dict[str, str]:
     """A hash as a script returns it (a flat list of names and values)."""
-    return dict(zip(flat[::2], flat[1::2]))
+    return dict(zip(flat[::2], flat[1::2], strict=False))
 
 
 def _session_key(session_id: str) -> str:
@@ -213,7 +218,7 @@ class RedisStore(StateStore):
             for session_id in expired:
                 await self._claim(keys=[_session_key(session_id), SESSIONS_INDEX], args=[session_id, now], client=pipe)
             claimed = await pipe.execute()
-        records = [SessionRecord.from_fields(sid, _pairs(flat)) for sid, flat in zip(expired, claimed) if flat]
+        records = [SessionRecord.from_fields(sid, _pairs(flat)) for sid, flat in zip(expired, claimed, strict=False) if flat]
         async with self.client.pipeline(transaction=False) as pipe:
             for record in records:
                 pipe.zrem(_owner_key(record.principal), record.id)

@@ -195,7 +195,7 @@ def parse_header(
     if len(header) < HEADER_SIZE:
         raise ValueError(f"a header is {HEADER_SIZE} bytes, got {len(header)}")
     if bytes(header[0:4]) != MAGIC:
-        raise FrameError(ErrorCode.INVALID_MAGIC, f"expected 4d435042 (\"MCPB\"), got {bytes(header[0:4]).hex()}", fatal=True)
+        raise FrameError(ErrorCode.INVALID_MAGIC, f'expected 4d435042 ("MCPB"), got {bytes(header[0:4]).hex()}', fatal=True)
     layout = sniff_layout(header)
     if layout is Layout.COMPAT:
         _, version, type_code, length = _COMPAT.unpack_from(header)
@@ -208,7 +208,12 @@ def parse_header(
             ErrorCode.UNSUPPORTED_VERSION, f"version {version} is not supported; supported versions: {supported}", fatal=True, layout=layout
         )
     if flags & ~allowed_flags:
-        raise FrameError(ErrorCode.BAD_FLAGS, f"flags 0x{flags:04x} set bits that were not negotiated (allowed 0x{allowed_flags:04x})", fatal=True, layout=layout)
+        raise FrameError(
+            ErrorCode.BAD_FLAGS,
+            f"flags 0x{flags:04x} set bits that were not negotiated (allowed 0x{allowed_flags:04x})",
+            fatal=True,
+            layout=layout,
+        )
     if length > max_frame_bytes:
         raise FrameError(ErrorCode.FRAME_TOO_LARGE, f"{length} > {max_frame_bytes}", fatal=True, layout=layout)
     try:
@@ -292,7 +297,9 @@ class FrameDecoder:
             if len(self._buffer) < HEADER_SIZE:
                 # Judge the magic as soon as it can be judged: garbage fails fast.
                 if len(self._buffer) and not MAGIC.startswith(bytes(self._buffer[:4])):
-                    self._fail(FrameError(ErrorCode.INVALID_MAGIC, f"expected 4d435042 (\"MCPB\"), got {bytes(self._buffer[:4]).hex()}", fatal=True))
+                    self._fail(
+                        FrameError(ErrorCode.INVALID_MAGIC, f'expected 4d435042 ("MCPB"), got {bytes(self._buffer[:4]).hex()}', fatal=True)
+                    )
                 return None
             if self.first_layout is None and self._buffer[0:4] == MAGIC:
                 self.first_layout = sniff_layout(self._buffer)
@@ -333,7 +340,9 @@ class FrameDecoder:
                 detail = f"{self._skip} payload bytes of a skipped frame missing"
             else:
                 detail = f"{len(self._buffer)} of {HEADER_SIZE} header bytes received"
-            self._fail(FrameError(ErrorCode.TRUNCATED_FRAME, f"connection ended inside a frame: {detail}", fatal=True, layout=self._layout_hint()))
+            self._fail(
+                FrameError(ErrorCode.TRUNCATED_FRAME, f"connection ended inside a frame: {detail}", fatal=True, layout=self._layout_hint())
+            )
 
     def _layout_hint(self) -> Layout | None:
         if self._header is not None:

@@ -37,7 +37,12 @@ from app.tcp_bridge.codec import (
     negotiate_version,
     open_envelope,
 )
-from app.tcp_bridge.upstream import GOING_AWAY, UpstreamUnauthorized, UpstreamUnavailable, open_upstream
+from app.tcp_bridge.upstream import (
+    GOING_AWAY,
+    UpstreamUnauthorized,
+    UpstreamUnavailable,
+    open_upstream,
+)
 
 if TYPE_CHECKING:
     from app.tcp_bridge.server import Bridge
@@ -327,7 +332,9 @@ class BridgeConnection:
     async def _start_request(self, message: Message, raw: bytes | None) -> None:
         request_id = message["id"]
         if self.draining:
-            error = GatewayError(RpcCode.SHUTTING_DOWN, "Server shutting down (goaway): reconnect to send new requests", data={"reason": "draining"})
+            error = GatewayError(
+                RpcCode.SHUTTING_DOWN, "Server shutting down (goaway): reconnect to send new requests", data={"reason": "draining"}
+            )
             return await self._reply_error(request_id, error)
         if request_id in self.pending:
             error = GatewayError(RpcCode.INVALID_REQUEST, f"Invalid Request: id {request_id!r} is already in use by a request in flight")
@@ -388,7 +395,12 @@ class BridgeConnection:
                 entry = self.pending.get(request_id)
                 if entry is not None:
                     entry.finish(None, "gateway unavailable")
-                self._write(FrameType.RESPONSE, jsonrpc.dumps(jsonrpc.error_response(request_id, GatewayError(RpcCode.BACKEND_UNAVAILABLE, f"Gateway unavailable: {exc}"))))
+                self._write(
+                    FrameType.RESPONSE,
+                    jsonrpc.dumps(
+                        jsonrpc.error_response(request_id, GatewayError(RpcCode.BACKEND_UNAVAILABLE, f"Gateway unavailable: {exc}"))
+                    ),
+                )
                 self._pop(request_id)
                 await self._drain()
             return None

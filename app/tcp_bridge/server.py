@@ -13,7 +13,12 @@ from app import __version__
 from app.tcp_bridge import metrics
 from app.tcp_bridge.codec import ErrorCode, FrameType, encode_frame, encode_json
 from app.tcp_bridge.config import BridgeConfig
-from app.tcp_bridge.connection import LINGER_SECONDS, READ_CHUNK, WRITE_HIGH_WATER, BridgeConnection
+from app.tcp_bridge.connection import (
+    LINGER_SECONDS,
+    READ_CHUNK,
+    WRITE_HIGH_WATER,
+    BridgeConnection,
+)
 from app.tcp_bridge.health import GatewayProbe, overall_status
 
 log = logging.getLogger("mcp_gateway.tcp_bridge")

@@ -9,7 +9,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 
 from app import __version__
-from app.edge.client_address import TRANSPORT_HEADER
+from app.core.headers import TRANSPORT_HEADER
 from app.tcp_bridge.config import BridgeConfig
 
 SUBPROTOCOL = "mcp"

@@ -48,19 +48,72 @@ MCP_OPERATION_DURATION = "mcp.server.operation.duration"
 #: 1 ms to 10 s, finer around the 500 ms latency objective, with an exact 0.5 boundary (the SLO
 #: rules select `le="0.5"`).
 REQUEST_BUCKETS: tuple[float, ...] = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
 )
 #: Redis round trips: 100 µs to 1 s.
 REDIS_BUCKETS: tuple[float, ...] = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
 )
 #: Sessions: a second to a day.
 SESSION_BUCKETS: tuple[float, ...] = (
-    1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0,
+    1.0,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
+    7200.0,
+    14400.0,
+    28800.0,
+    86400.0,
 )
 #: The MCP semantic conventions' advice for mcp.server.operation.duration.
 MCP_OPERATION_BUCKETS: tuple[float, ...] = (
-    0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.2,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
 )
 
 # -- label values ----------------------------------------------------------------------------------
@@ -78,10 +131,23 @@ GATEWAY = "_gateway"
 OTHER_METHOD = "other"
 MCP_METHODS = frozenset(
     {
-        "initialize", "ping", "tools/list", "tools/call", "prompts/list", "prompts/get",
-        "resources/list", "resources/templates/list", "resources/read", "resources/subscribe",
-        "resources/unsubscribe", "completion/complete", "logging/setLevel",
-        "tasks/get", "tasks/list", "tasks/result", "tasks/cancel",
+        "initialize",
+        "ping",
+        "tools/list",
+        "tools/call",
+        "prompts/list",
+        "prompts/get",
+        "resources/list",
+        "resources/templates/list",
+        "resources/read",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "completion/complete",
+        "logging/setLevel",
+        "tasks/get",
+        "tasks/list",
+        "tasks/result",
+        "tasks/cancel",
     }
 )
 BREAKER_STATES = ("closed", "open", "half_open")
@@ -209,7 +275,9 @@ class Instruments:
             description="Active connections, by protocol (http, websocket, tcp) and state",
         )
         self.requests = meter.create_counter(
-            REQUESTS, unit="{request}", description="Total JSON-RPC requests, by method, status (success, error, client_error), namespace and user"
+            REQUESTS,
+            unit="{request}",
+            description="Total JSON-RPC requests, by method, status (success, error, client_error), namespace and user",
         )
         self.request_duration = meter.create_histogram(
             REQUEST_DURATION,

@@ -17,7 +17,7 @@ import re
 import sys
 import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -103,7 +103,7 @@ class JsonFormatter(logging.Formatter):
         """ISO 8601 UTC with milliseconds; the part up to the second is formatted once a second."""
         second = int(created)
         if second != self._second:
-            self._second, self._prefix = second, datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second, self._prefix = second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
         return f"{self._prefix}.{int((created - second) * 1000):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
@@ -151,7 +151,7 @@ class OtlpLogHandler(logging.Handler):
                 body=cap(scrub_text(record.getMessage()), MESSAGE_CHARS),
                 attributes=attributes,
             )
-        except Exception:  # noqa: BLE001 - logging must never break the caller
+        except Exception:
             self.handleError(record)
 
 

@@ -21,10 +21,16 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from app.core.headers import RELAYED_TRANSPORTS
 from app.core.jsonrpc import ErrorCode, GatewayError, error_response
+from app.telemetry.instruments import (
+    CLIENT_ERROR,
+    ERROR,
+    GATEWAY,
+    SUCCESS,
+    method_label,
+)
 from app.telemetry.logs import cap
-from app.edge.client_address import RELAYED_TRANSPORTS
-from app.telemetry.instruments import CLIENT_ERROR, ERROR, GATEWAY, SUCCESS, method_label
 from app.telemetry.state import REQUEST_SCOPE, current_scope, instruments, tracer
 from app.telemetry.tracing import HANDLE_REQUEST, extract
 
@@ -54,8 +60,14 @@ _RESOURCE_NOT_FOUND = -32002
 #: server error) is the service's failure: `error`.
 CLIENT_ERROR_CODES = frozenset(
     {
-        ErrorCode.PARSE_ERROR, ErrorCode.INVALID_REQUEST, ErrorCode.METHOD_NOT_FOUND, ErrorCode.INVALID_PARAMS,
-        ErrorCode.UNAUTHORIZED, ErrorCode.FORBIDDEN, ErrorCode.SESSION_NOT_FOUND, ErrorCode.RATE_LIMITED,
+        ErrorCode.PARSE_ERROR,
+        ErrorCode.INVALID_REQUEST,
+        ErrorCode.METHOD_NOT_FOUND,
+        ErrorCode.INVALID_PARAMS,
+        ErrorCode.UNAUTHORIZED,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.SESSION_NOT_FOUND,
+        ErrorCode.RATE_LIMITED,
         _RESOURCE_NOT_FOUND,
     }
 )
@@ -70,8 +82,18 @@ class RequestScope:
     """Telemetry of one request, from its arrival to its final response."""
 
     __slots__ = (
-        "started", "method", "protocol", "user", "session_id", "request_id", "tool",
-        "namespace", "backend", "finished", "span", "context",
+        "backend",
+        "context",
+        "finished",
+        "method",
+        "namespace",
+        "protocol",
+        "request_id",
+        "session_id",
+        "span",
+        "started",
+        "tool",
+        "user",
     )
 
     def __init__(

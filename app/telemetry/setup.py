@@ -121,7 +121,7 @@ def _run_with_deadline(steps: Sequence[Callable[[], object]], timeout: float) ->
             for step in steps:
                 try:
                     step()
-                except Exception:  # noqa: BLE001 - one failed exporter must not stop the others
+                except Exception:
                     log.warning("telemetry shutdown step failed", exc_info=True)
         finally:
             finished.set()
@@ -167,18 +167,30 @@ def _otlp_exporter(signal: str) -> tuple[Any, str]:
     protocol = protocol_for(signal)
     if protocol == "grpc":
         if signal == "traces":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Exporter
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+                OTLPSpanExporter as Exporter,
+            )
         elif signal == "metrics":
-            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as Exporter  # type: ignore[assignment]
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+                OTLPMetricExporter as Exporter,  # type: ignore[assignment]
+            )
         else:
-            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as Exporter  # type: ignore[assignment]
+            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (
+                OTLPLogExporter as Exporter,  # type: ignore[assignment]
+            )
     else:
         if signal == "traces":
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Exporter  # type: ignore[assignment]
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+                OTLPSpanExporter as Exporter,  # type: ignore[assignment]
+            )
         elif signal == "metrics":
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as Exporter  # type: ignore[assignment]
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+                OTLPMetricExporter as Exporter,  # type: ignore[assignment]
+            )
         else:
-            from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as Exporter  # type: ignore[assignment]
+            from opentelemetry.exporter.otlp.proto.http._log_exporter import (
+                OTLPLogExporter as Exporter,  # type: ignore[assignment]
+            )
     return Exporter(), f"otlp/{protocol}"
 
 
@@ -258,7 +270,10 @@ def setup(
         return disabled
 
     from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+    from opentelemetry.sdk.metrics.export import (
+        MetricReader,
+        PeriodicExportingMetricReader,
+    )
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -290,7 +305,16 @@ def setup(
     instruments.watch_certificates(certificate_files)
     tracer = tracer_provider.get_tracer(state.SCOPE, service_version)
     telemetry = Telemetry(
-        service_name, True, instruments, tracer, None, used, tracer_provider, meter_provider, logger_provider, log_handler,
+        service_name,
+        True,
+        instruments,
+        tracer,
+        None,
+        used,
+        tracer_provider,
+        meter_provider,
+        logger_provider,
+        log_handler,
         flush_timeout=flush_timeout,
     )
     if metrics_port:
@@ -331,7 +355,9 @@ def _prometheus_reader() -> tuple[Any, Any]:
     client-library default collectors), without `otel_scope_*` labels on every series; the
     `target_info` series carries the resource."""
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
-    from prometheus_client import CollectorRegistry  # The reader's own library, for its registry.
+    from prometheus_client import (
+        CollectorRegistry,  # The reader's own library, for its registry.
+    )
 
     registry = CollectorRegistry(auto_describe=True)
     return registry, PrometheusMetricReader(scope_info_enabled=False, registry=registry)

@@ -121,9 +121,7 @@ def extract(message: Mapping[str, Any] | None, headers: Mapping[str, str] | None
     return otel_context.Context()
 
 
-def carry(
-    via: Span | None, message: dict[str, Any], headers: Mapping[str, str]
-) -> tuple[dict[str, Any], dict[str, str]]:
+def carry(via: Span | None, message: dict[str, Any], headers: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     """`message` and `headers` carrying the trace context of `via` (default: the current span):
     W3C `traceparent`/`tracestate`/`baggage` as HTTP headers and in `params._meta`. The inputs are
     not modified; with nothing to carry they are returned as they are."""

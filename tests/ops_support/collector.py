@@ -108,9 +108,7 @@ def check_collector_config(config: dict, dist: CollectorDistribution) -> list[st
             if new_name:
                 problems.append(f"{kind}.{cid}: {ctype!r} is a deprecated alias; use {new_name!r}")
             elif ctype not in dist.components[kind]:
-                problems.append(
-                    f"{kind}.{cid}: no {kind[:-1]} {ctype!r} in {dist.distribution} {dist.version}"
-                )
+                problems.append(f"{kind}.{cid}: no {kind[:-1]} {ctype!r} in {dist.distribution} {dist.version}")
 
     # Pipelines: defined components, memory_limiter first, batch last.
     used: dict[str, set[str]] = {kind: set() for kind in KINDS}

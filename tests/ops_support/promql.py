@@ -20,23 +20,83 @@ import yaml
 from .paths import DASHBOARD_FILES, REPO, RULE_FILES
 
 # PromQL functions and aggregation operators (Prometheus 2.x).
-AGGREGATIONS = frozenset(
-    "sum min max avg group stddev stdvar count count_values bottomk topk quantile".split()
-)
+AGGREGATIONS = frozenset(["sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk", "topk", "quantile"])
 FUNCTIONS = AGGREGATIONS | frozenset(
-    """
-    abs absent absent_over_time acos acosh asin asinh atan atanh avg_over_time ceil changes
-    clamp clamp_max clamp_min cos cosh count_over_time day_of_month day_of_week day_of_year
-    days_in_month deg delta deriv exp floor histogram_count histogram_fraction
-    histogram_quantile histogram_sum holt_winters hour idelta increase irate label_join
-    label_replace last_over_time ln log10 log2 max_over_time min_over_time minute month pi
-    predict_linear present_over_time quantile_over_time rad rate resets round scalar sgn sin
-    sinh sort sort_desc sqrt stddev_over_time stdvar_over_time sum_over_time tan tanh time
-    timestamp vector year
-    """.split()
+    [
+        "abs",
+        "absent",
+        "absent_over_time",
+        "acos",
+        "acosh",
+        "asin",
+        "asinh",
+        "atan",
+        "atanh",
+        "avg_over_time",
+        "ceil",
+        "changes",
+        "clamp",
+        "clamp_max",
+        "clamp_min",
+        "cos",
+        "cosh",
+        "count_over_time",
+        "day_of_month",
+        "day_of_week",
+        "day_of_year",
+        "days_in_month",
+        "deg",
+        "delta",
+        "deriv",
+        "exp",
+        "floor",
+        "histogram_count",
+        "histogram_fraction",
+        "histogram_quantile",
+        "histogram_sum",
+        "holt_winters",
+        "hour",
+        "idelta",
+        "increase",
+        "irate",
+        "label_join",
+        "label_replace",
+        "last_over_time",
+        "ln",
+        "log10",
+        "log2",
+        "max_over_time",
+        "min_over_time",
+        "minute",
+        "month",
+        "pi",
+        "predict_linear",
+        "present_over_time",
+        "quantile_over_time",
+        "rad",
+        "rate",
+        "resets",
+        "round",
+        "scalar",
+        "sgn",
+        "sin",
+        "sinh",
+        "sort",
+        "sort_desc",
+        "sqrt",
+        "stddev_over_time",
+        "stdvar_over_time",
+        "sum_over_time",
+        "tan",
+        "tanh",
+        "time",
+        "timestamp",
+        "vector",
+        "year",
+    ]
 )
-GROUPING = frozenset("by without on ignoring group_left group_right".split())
-KEYWORDS = frozenset("and or unless bool offset atan2 inf nan".split())
+GROUPING = frozenset(["by", "without", "on", "ignoring", "group_left", "group_right"])
+KEYWORDS = frozenset(["and", "or", "unless", "bool", "offset", "atan2", "inf", "nan"])
 
 _TOKEN = re.compile(
     r"""
@@ -94,7 +154,7 @@ def tokenize(expr: str) -> list[Token]:
     while pos < len(expr):
         match = _TOKEN.match(expr, pos)
         if not match:
-            raise PromQLReadError(f"cannot read {expr[pos:pos + 20]!r} in {expr!r}")
+            raise PromQLReadError(f"cannot read {expr[pos : pos + 20]!r} in {expr!r}")
         kind = match.lastgroup or ""
         if kind not in ("ws", "comment"):
             tokens.append(Token(kind, match.group()))
@@ -193,7 +253,7 @@ def comparisons_as_bool(expr: str) -> str:
     while pos < len(expr):
         match = _TOKEN.match(expr, pos)
         if not match:
-            raise PromQLReadError(f"cannot read {expr[pos:pos + 20]!r} in {expr!r}")
+            raise PromQLReadError(f"cannot read {expr[pos : pos + 20]!r} in {expr!r}")
         kind, text = match.lastgroup, match.group()
         out.append(text)
         pos = match.end()

@@ -2,15 +2,23 @@
 
 from .backends import EVERYTHING, Backend, start_backend, stdio_command
 from .gateway import GatewayProc, start_gateway
-from .net import LOOPBACK, free_port, http_status, tcp_accepts, wait_for_http, wait_until, wait_until_async
+from .net import (
+    LOOPBACK,
+    free_port,
+    http_status,
+    tcp_accepts,
+    wait_for_http,
+    wait_until,
+    wait_until_async,
+)
 from .process import ManagedProcess, ProcessExited
 from .redis import RedisServer
 
 __all__ = [
     "EVERYTHING",
+    "LOOPBACK",
     "Backend",
     "GatewayProc",
-    "LOOPBACK",
     "ManagedProcess",
     "ProcessExited",
     "RedisServer",

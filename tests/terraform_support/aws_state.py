@@ -35,9 +35,7 @@ def snapshot(moto: MotoServer, prefix: str) -> dict[str, Any]:
         if not lb["LoadBalancerName"].startswith(prefix):
             continue
         arn = lb["LoadBalancerArn"]
-        attributes = {
-            a["Key"]: a["Value"] for a in elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]
-        }
+        attributes = {a["Key"]: a["Value"] for a in elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]}
         listeners = {}
         for listener in elbv2.describe_listeners(LoadBalancerArn=arn)["Listeners"]:
             listeners[listener["Port"]] = {
@@ -83,9 +81,7 @@ def snapshot(moto: MotoServer, prefix: str) -> dict[str, Any]:
             task_definition = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
             services[service["serviceName"]] = {
                 "cluster": cluster,
-                "load_balancers": sorted(
-                    (lb["containerName"], lb["containerPort"]) for lb in service.get("loadBalancers", [])
-                ),
+                "load_balancers": sorted((lb["containerName"], lb["containerPort"]) for lb in service.get("loadBalancers", [])),
                 "subnets": sorted(service["networkConfiguration"]["awsvpcConfiguration"]["subnets"]),
                 "assign_public_ip": service["networkConfiguration"]["awsvpcConfiguration"].get("assignPublicIp"),
                 "task_role": task_definition.get("taskRoleArn"),
@@ -108,9 +104,7 @@ def snapshot(moto: MotoServer, prefix: str) -> dict[str, Any]:
         if not role["RoleName"].startswith(prefix):
             continue
         policies = {
-            name: _decode_policy(
-                iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"]
-            )
+            name: _decode_policy(iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"])
             for name in iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
         }
         roles[role["RoleName"]] = {
@@ -119,15 +113,10 @@ def snapshot(moto: MotoServer, prefix: str) -> dict[str, Any]:
         }
 
     log_groups = {
-        g["logGroupName"]: g.get("retentionInDays")
-        for g in logs.describe_log_groups()["logGroups"]
-        if prefix in g["logGroupName"]
+        g["logGroupName"]: g.get("retentionInDays") for g in logs.describe_log_groups()["logGroups"] if prefix in g["logGroupName"]
     }
 
-    vpcs = [
-        v["VpcId"]
-        for v in ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [prefix]}])["Vpcs"]
-    ]
+    vpcs = [v["VpcId"] for v in ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [prefix]}])["Vpcs"]]
     subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": vpcs}])["Subnets"] if vpcs else []
     nat_gateways = (
         [

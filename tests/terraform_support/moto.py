@@ -50,8 +50,8 @@ class MotoServer:
 
     def __init__(self, log_path: Path) -> None:
         try:
-            import moto  # noqa: F401
             import boto3  # noqa: F401
+            import moto  # noqa: F401
         except ImportError as err:  # pragma: no cover - environment problem, reported loudly
             raise MotoUnavailable(
                 "moto[server] is not installed: `pip install 'moto[server]'` (test dependency) to run "
