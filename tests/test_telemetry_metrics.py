@@ -104,6 +104,9 @@ def scrapes(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer)
     gateway = start_gateway(
         {
             "redis_url": redis_server.url,
+            # Unauthenticated on loopback, the per-IP budget is off by default: set one, as a
+            # gateway on the network has, so the remaining-capacity gauge is produced.
+            "rate_limits": {"per_ip": "100000/minute"},
             "telemetry": {"certificate_files": [str(certificate)]},
             "namespaces": {
                 "web": {"backends": [{"name": "web-1", "url": web.url}]},
