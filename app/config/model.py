@@ -339,7 +339,7 @@ class _Document:
         info = GatewayConfig.model_fields[name]
         if name not in self.data:
             return info.get_default(call_default_factory=True)
-        annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        annotation: Any = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
         return TypeAdapter(annotation).validate_python(self.data[name])
 
     def mapping(self, *path: str) -> dict[Any, Any]:

@@ -379,7 +379,7 @@ def negotiate_version(offer: Any, supported: tuple[int, ...] = SUPPORTED_VERSION
     if listed is not None:
         if not isinstance(listed, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in listed):
             raise FrameError(ErrorCode.INVALID_NEGOTIATION, "'supported_versions' must be a list of integers", fatal=False)
-        theirs = set(listed)
+        theirs: set[int] = set(listed)
     else:
         low, high = version_field("min_version"), version_field("max_version")
         if low is None or high is None:

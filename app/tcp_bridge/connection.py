@@ -311,11 +311,11 @@ class BridgeConnection:
             return await self._reply_error(request_id if isinstance(request_id, (str, int)) else None, error)
         raw = frame.payload if candidate is value else None  # enveloped: re-serialize the message alone
         if token is not None and not self._accept_token(token):
-            error = GatewayError(
+            refusal = GatewayError(
                 RpcCode.INVALID_REQUEST,
                 "Invalid Request: this connection is already authenticated; credentials cannot change on an open connection",
             )
-            return await self._reply_error(message.get("id") if jsonrpc.is_request(message) else None, error)
+            return await self._reply_error(message.get("id") if jsonrpc.is_request(message) else None, refusal)
         if jsonrpc.is_request(message):
             await self._start_request(message, raw)
         else:

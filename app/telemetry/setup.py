@@ -24,6 +24,7 @@ platforms freeze or kill idle instances, so nothing may wait for the next export
 from __future__ import annotations
 
 import atexit
+import importlib
 import logging
 import os
 import threading
@@ -160,38 +161,25 @@ def protocol_for(signal: str) -> str:
     return protocol
 
 
+#: The OTLP exporter class of each (protocol, signal), as (module, class name).
+_OTLP_EXPORTERS = {
+    ("grpc", "traces"): ("opentelemetry.exporter.otlp.proto.grpc.trace_exporter", "OTLPSpanExporter"),
+    ("grpc", "metrics"): ("opentelemetry.exporter.otlp.proto.grpc.metric_exporter", "OTLPMetricExporter"),
+    ("grpc", "logs"): ("opentelemetry.exporter.otlp.proto.grpc._log_exporter", "OTLPLogExporter"),
+    ("http/protobuf", "traces"): ("opentelemetry.exporter.otlp.proto.http.trace_exporter", "OTLPSpanExporter"),
+    ("http/protobuf", "metrics"): ("opentelemetry.exporter.otlp.proto.http.metric_exporter", "OTLPMetricExporter"),
+    ("http/protobuf", "logs"): ("opentelemetry.exporter.otlp.proto.http._log_exporter", "OTLPLogExporter"),
+}
+
+
 def _otlp_exporter(signal: str) -> tuple[Any, str]:
     """The OTLP exporter of a signal; it reads its endpoint, headers, timeout, compression and
     certificates from the standard variables itself. Imported here: gRPC is slow to import and
     only needed when configured."""
     protocol = protocol_for(signal)
-    if protocol == "grpc":
-        if signal == "traces":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-                OTLPSpanExporter as Exporter,
-            )
-        elif signal == "metrics":
-            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-                OTLPMetricExporter as Exporter,  # type: ignore[assignment]
-            )
-        else:
-            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (
-                OTLPLogExporter as Exporter,  # type: ignore[assignment]
-            )
-    else:
-        if signal == "traces":
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-                OTLPSpanExporter as Exporter,  # type: ignore[assignment]
-            )
-        elif signal == "metrics":
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-                OTLPMetricExporter as Exporter,  # type: ignore[assignment]
-            )
-        else:
-            from opentelemetry.exporter.otlp.proto.http._log_exporter import (
-                OTLPLogExporter as Exporter,  # type: ignore[assignment]
-            )
-    return Exporter(), f"otlp/{protocol}"
+    module, name = _OTLP_EXPORTERS[(protocol, signal)]
+    exporter = getattr(importlib.import_module(module), name)
+    return exporter(), f"otlp/{protocol}"
 
 
 def _console_exporter(signal: str) -> Any:
