@@ -248,7 +248,7 @@ def setup(
     install: bool = True,
 ) -> Telemetry:
     """Build the process's telemetry. `install` (the default) makes it the process's: the global
-    OpenTelemetry providers and what `app.telemetry.instruments()`/`tracer()` return. Raises
+    OpenTelemetry providers and what `app.telemetry.current_instruments()`/`tracer()` return. Raises
     TelemetryError when it cannot start (the metrics port is taken, a bad OTEL_* value)."""
     if sdk_disabled():
         disabled = Telemetry(service_name, False, state.disabled_instruments(user_label), trace.NoOpTracer(), flush_timeout=flush_timeout)

@@ -1,6 +1,6 @@
 """The process's telemetry as the rest of the code reaches it: what `setup` installed, or no-ops.
 
-Code that records calls `instruments()` and `tracer()` at the moment it records, so importing a
+Code that records calls `current_instruments()` and `tracer()` at the moment it records, so importing a
 module never depends on whether, or when, telemetry was set up (tests build gateways in-process
 without any).
 """
@@ -23,7 +23,7 @@ _instruments: Instruments | None = None
 _tracer: trace.Tracer = trace.NoOpTracer()
 
 
-def instruments() -> Instruments:
+def current_instruments() -> Instruments:
     """The process's instruments (no-ops until `setup`)."""
     global _instruments
     if _instruments is None:

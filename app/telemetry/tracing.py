@@ -19,7 +19,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from app.telemetry.logs import cap
-from app.telemetry.state import instruments, note_route, tracer
+from app.telemetry.state import current_instruments, note_route, tracer
 
 # The guide's spans ("Key Traces"), and the router's.
 HANDLE_REQUEST = "gateway.handleRequest"
@@ -46,7 +46,7 @@ def span_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in attributes.items():
         if key == "user":
-            value = instruments().user(value)
+            value = current_instruments().user(value)
         if value is not None:
             out[_ALIASES.get(key, key)] = value if isinstance(value, (bool, int, float)) else cap(str(value))
     return out
@@ -165,7 +165,7 @@ def redis_operation(operation: str) -> Callable[[Callable[P, Coroutine[Any, Any,
                 with tracer().start_as_current_span(REDIS_STORE, kind=SpanKind.CLIENT, attributes=attributes):
                     return await method(*args, **kwargs)
             finally:
-                instruments().redis_operation(operation, time.perf_counter() - started)
+                current_instruments().redis_operation(operation, time.perf_counter() - started)
 
         return timed
 
