@@ -18,14 +18,13 @@ from __future__ import annotations
 from typing import Any
 
 from app.telemetry.asgi import ConnectionMetrics
-from app.telemetry.instruments import (
+from app.telemetry.instruments import REQUEST_BUCKETS, Instruments
+from app.telemetry.labels import (
     BREAKER_STATES,
     CLIENT_ERROR,
     ERROR,
     GATEWAY,
-    REQUEST_BUCKETS,
     SUCCESS,
-    Instruments,
     UserLabel,
     method_label,
 )

@@ -23,7 +23,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from app.core.headers import RELAYED_TRANSPORTS
 from app.core.jsonrpc import ErrorCode, GatewayError, error_response
-from app.telemetry.instruments import (
+from app.telemetry.labels import (
     CLIENT_ERROR,
     ERROR,
     GATEWAY,

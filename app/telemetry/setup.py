@@ -38,7 +38,8 @@ from opentelemetry import metrics, trace
 
 from app import __version__
 from app.telemetry import state
-from app.telemetry.instruments import DEFAULT_USER_LABEL, Instruments, UserLabelMode
+from app.telemetry.instruments import Instruments
+from app.telemetry.labels import DEFAULT_USER_LABEL, UserLabelMode
 
 log = logging.getLogger("mcp_gateway.telemetry")
 

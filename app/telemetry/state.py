@@ -13,7 +13,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.metrics import NoOpMeter
 
-from app.telemetry.instruments import DEFAULT_USER_LABEL, Instruments, UserLabelMode
+from app.telemetry.instruments import Instruments
+from app.telemetry.labels import DEFAULT_USER_LABEL, UserLabelMode
 
 SCOPE = "mcp_gateway"
 #: Where the running request's RequestScope lives in the OpenTelemetry context.
