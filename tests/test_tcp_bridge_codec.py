@@ -14,15 +14,16 @@ from app.tcp_bridge.codec import (
     DEFAULT_MAX_FRAME_BYTES,
     HEADER_SIZE,
     EnvelopeError,
-    ErrorCode,
     Frame,
     FrameDecoder,
     FrameError,
+    FrameErrorCode,
     FrameType,
     Layout,
     decode_frame,
     encode,
     encode_frame,
+    error_payload,
     negotiate_version,
     open_envelope,
     parse_error_payload,
@@ -67,23 +68,23 @@ def test_header_fields_are_big_endian() -> None:
 @pytest.mark.parametrize(
     ("data", "code", "fatal"),
     [
-        (b"GET / HTTP/1.1\r\n", ErrorCode.INVALID_MAGIC, True),
-        (b"MCPX\x01\x04\x00\x00\x00\x00\x00\x00", ErrorCode.INVALID_MAGIC, True),
-        (b"MCPB\x02\x04\x00\x00\x00\x00\x00\x00", ErrorCode.UNSUPPORTED_VERSION, True),
-        (b"MCPB\x00\x02\x00\x04\x00\x00\x00\x00", ErrorCode.UNSUPPORTED_VERSION, True),  # compat layout, version 2
-        (b"MCPB\x01\x09\x00\x00\x00\x00\x00\x00", ErrorCode.UNKNOWN_TYPE, False),
-        (b"MCPB\x00\x01\x01\x04\x00\x00\x00\x00", ErrorCode.UNKNOWN_TYPE, False),  # compat type 0x0104
-        (b"MCPB\x01\x04\x80\x00\x00\x00\x00\x00", ErrorCode.BAD_FLAGS, True),
-        (b"MCPB\x01\x04\x00\x01\x00\x00\x00\x00", ErrorCode.BAD_FLAGS, True),
-        (b"MCPB\x01\x01\x00\x00\x00\xa0\x00\x01", ErrorCode.FRAME_TOO_LARGE, True),
-        (b"MCPB\x01\x01\x00\x00\x00\x00\x00\x10{}", ErrorCode.TRUNCATED_FRAME, True),
-        (b"MCPB\x01\x01", ErrorCode.TRUNCATED_FRAME, True),
+        (b"GET / HTTP/1.1\r\n", FrameErrorCode.INVALID_MAGIC, True),
+        (b"MCPX\x01\x04\x00\x00\x00\x00\x00\x00", FrameErrorCode.INVALID_MAGIC, True),
+        (b"MCPB\x02\x04\x00\x00\x00\x00\x00\x00", FrameErrorCode.UNSUPPORTED_VERSION, True),
+        (b"MCPB\x00\x02\x00\x04\x00\x00\x00\x00", FrameErrorCode.UNSUPPORTED_VERSION, True),  # compat layout, version 2
+        (b"MCPB\x01\x09\x00\x00\x00\x00\x00\x00", FrameErrorCode.UNKNOWN_TYPE, False),
+        (b"MCPB\x00\x01\x01\x04\x00\x00\x00\x00", FrameErrorCode.UNKNOWN_TYPE, False),  # compat type 0x0104
+        (b"MCPB\x01\x04\x80\x00\x00\x00\x00\x00", FrameErrorCode.BAD_FLAGS, True),
+        (b"MCPB\x01\x04\x00\x01\x00\x00\x00\x00", FrameErrorCode.BAD_FLAGS, True),
+        (b"MCPB\x01\x01\x00\x00\x00\xa0\x00\x01", FrameErrorCode.FRAME_TOO_LARGE, True),
+        (b"MCPB\x01\x01\x00\x00\x00\x00\x00\x10{}", FrameErrorCode.TRUNCATED_FRAME, True),
+        (b"MCPB\x01\x01", FrameErrorCode.TRUNCATED_FRAME, True),
     ],
 )
-def test_every_error_of_the_contract(data: bytes, code: ErrorCode, fatal: bool) -> None:
+def test_every_error_of_the_contract(data: bytes, code: FrameErrorCode, fatal: bool) -> None:
     error = refused(data)
     assert (error.code, error.fatal) == (code, fatal)
-    assert error.text.startswith(f"{code.value}: ")
+    assert parse_error_payload(error.payload)[0] == code.value
 
 
 def test_unsupported_version_names_the_supported_ones() -> None:
@@ -95,7 +96,7 @@ def test_oversized_length_is_refused_from_the_header_alone() -> None:
     decoder.feed(encode_frame(FrameType.REQUEST, b"", max_frame_bytes=None)[:8] + (1025).to_bytes(4, "big"))
     with pytest.raises(FrameError) as caught:
         decoder.next_frame()
-    assert caught.value.code is ErrorCode.FRAME_TOO_LARGE and caught.value.message == "1025 > 1024"
+    assert caught.value.code is FrameErrorCode.FRAME_TOO_LARGE and caught.value.message == "1025 > 1024"
     # The exact limit is fine.
     assert decode_frame(encode_frame(FrameType.REQUEST, b"x" * 1024, max_frame_bytes=1024), max_frame_bytes=1024).payload == b"x" * 1024
 
@@ -105,7 +106,7 @@ def test_garbage_is_refused_from_its_first_byte() -> None:
     decoder.feed(b"G")
     with pytest.raises(FrameError) as caught:
         decoder.next_frame()
-    assert caught.value.code is ErrorCode.INVALID_MAGIC
+    assert caught.value.code is FrameErrorCode.INVALID_MAGIC
 
 
 def test_a_fatal_error_sticks() -> None:
@@ -127,7 +128,7 @@ def test_unknown_type_skips_its_payload_and_decoding_goes_on() -> None:
         try:
             frame = decoder.next_frame()
         except FrameError as error:
-            assert error.code is ErrorCode.UNKNOWN_TYPE and not error.fatal
+            assert error.code is FrameErrorCode.UNKNOWN_TYPE and not error.fatal
             continue
         if frame is not None:
             assert frame.type is FrameType.HEALTH_CHECK
@@ -183,7 +184,9 @@ def test_payload_over_the_limit_is_not_encoded() -> None:
 
 
 def test_error_payloads_are_code_colon_message() -> None:
-    assert parse_error_payload(b"frame_too_large: 12582912 > 10485760") == ("frame_too_large", "12582912 > 10485760")
+    payload = error_payload(FrameErrorCode.FRAME_TOO_LARGE, "12582912 > 10485760")
+    assert payload == b"frame_too_large: 12582912 > 10485760"
+    assert parse_error_payload(payload) == ("frame_too_large", "12582912 > 10485760")
 
 
 @pytest.mark.parametrize(
@@ -201,14 +204,14 @@ def test_negotiation_agrees_on_the_highest_common_version(offer: dict[str, objec
 def test_negotiation_without_overlap_is_fatal() -> None:
     with pytest.raises(FrameError) as caught:
         negotiate_version({"min_version": 2, "max_version": 4, "preferred_version": 4, "supported_versions": [2, 3, 4]})
-    assert caught.value.code is ErrorCode.UNSUPPORTED_VERSION and caught.value.fatal
+    assert caught.value.code is FrameErrorCode.UNSUPPORTED_VERSION and caught.value.fatal
 
 
 @pytest.mark.parametrize("offer", [[], {"min_version": "1", "max_version": 2}, {"supported_versions": "1"}, {}])
 def test_malformed_negotiation_is_not_fatal(offer: object) -> None:
     with pytest.raises(FrameError) as caught:
         negotiate_version(offer)
-    assert caught.value.code is ErrorCode.INVALID_NEGOTIATION and not caught.value.fatal
+    assert caught.value.code is FrameErrorCode.INVALID_NEGOTIATION and not caught.value.fatal
 
 
 def test_envelopes() -> None:
@@ -262,14 +265,14 @@ def test_arbitrary_bytes_never_crash_nor_overfill(chunks: list[bytes]) -> None:
                     if error.fatal:
                         raise
         except FrameError as error:
-            assert error.fatal and isinstance(error.code, ErrorCode)
+            assert error.fatal and isinstance(error.code, FrameErrorCode)
             return
         # Drained: what is held is less than one frame.
         assert decoder.buffered < HEADER_SIZE + LIMIT
     try:
         decoder.eof()
     except FrameError as error:
-        assert error.code is ErrorCode.TRUNCATED_FRAME
+        assert error.code is FrameErrorCode.TRUNCATED_FRAME
 
 
 headers = st.tuples(
@@ -280,22 +283,22 @@ headers = st.tuples(
 ).map(lambda parts: parts[0] + parts[1] + parts[2].to_bytes(4, "big"))
 
 
-def expected_error(header: bytes) -> ErrorCode | None:
+def expected_error(header: bytes) -> FrameErrorCode | None:
     """The contract's verdict on a header, written out independently of the codec."""
     compat = header[4] == 0
     version = int.from_bytes(header[4:6], "big") if compat else header[4]
     frame_type = int.from_bytes(header[6:8], "big") if compat else header[5]
     flags = 0 if compat else int.from_bytes(header[6:8], "big")
     if header[:4] != b"MCPB":
-        return ErrorCode.INVALID_MAGIC
+        return FrameErrorCode.INVALID_MAGIC
     if version != 1:
-        return ErrorCode.UNSUPPORTED_VERSION
+        return FrameErrorCode.UNSUPPORTED_VERSION
     if flags:
-        return ErrorCode.BAD_FLAGS
+        return FrameErrorCode.BAD_FLAGS
     if int.from_bytes(header[8:12], "big") > LIMIT:
-        return ErrorCode.FRAME_TOO_LARGE
+        return FrameErrorCode.FRAME_TOO_LARGE
     if not 1 <= frame_type <= 7:
-        return ErrorCode.UNKNOWN_TYPE
+        return FrameErrorCode.UNKNOWN_TYPE
     return None
 
 

@@ -31,12 +31,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app import telemetry
 from app.telemetry import state
-from app.telemetry.instruments import (
-    REQUEST_BUCKETS,
-    Instruments,
-    UserLabel,
-    method_label,
-)
+from app.telemetry.instruments import REQUEST_BUCKETS, Instruments
+from app.telemetry.labels import UserLabel, method_label
 from app.telemetry.logs import REDACTED, JsonFormatter, scrub
 from app.telemetry.requests import RequestScope, request_refused
 from tests.support import LOOPBACK, free_port

@@ -142,13 +142,13 @@ class Authenticator:
                 # line: level error, this message, and the request's user (the caller is not
                 # known, so `anonymous` under the user-label rule; absent with `off`).
                 fields = {"auth_type": failure.credential, "error": failure.message}
-                user = telemetry.instruments().user(ANONYMOUS)
+                user = telemetry.current_instruments().user(ANONYMOUS)
                 if user is not None:
                     fields["user"] = user
                 log.error("authentication failed", extra=fields)
                 raise
             telemetry.auth_attempt(principal.kind, "success")
-            user = telemetry.instruments().user(principal)
+            user = telemetry.current_instruments().user(principal)
             if user is not None:
                 span.set_attribute("user", user)
             return principal

@@ -16,7 +16,7 @@ in between (SSE keep-alive comments do not count).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
@@ -140,7 +140,7 @@ class HttpBackend(Backend):
         """The backend is well, the answer too big: not counted against its breaker."""
         return self.failure(f"answer exceeds {MAX_MESSAGE_BYTES} bytes", trips=False)
 
-    async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[Event]:
+    async def _events(self, response: aiohttp.ClientResponse) -> AsyncGenerator[Event, None]:
         """The messages of a JSON or SSE answer, as they arrive."""
         content_type = response.headers.get("content-type", "")
         if content_type.startswith("application/json"):
@@ -158,7 +158,7 @@ class HttpBackend(Backend):
         elif response.status != 202:
             raise self.failure(f"unexpected content type {content_type[:MAX_REASON_CHARS]!r}")
 
-    async def _answer(self, response: aiohttp.ClientResponse, request_id: Any) -> AsyncIterator[Event]:
+    async def _answer(self, response: aiohttp.ClientResponse, request_id: Any) -> AsyncGenerator[Event, None]:
         """What the backend sends for one request, ending with its response. Each next message
         must come within the call timeout: keep-alive comments and message-less events do not
         extend it. A response to any other id is the backend's failure, never relayed."""
@@ -212,7 +212,7 @@ class HttpBackend(Backend):
 
     async def request(
         self, session_id: str | None, protocol_version: str | None, message: Message, headers: dict[str, str], owner: str
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         request_id = message.get("id")
         answered = resumable = False
         async with self._exchange("POST", self._headers(session_id, protocol_version, headers), jsonrpc.dumps(message)) as response:
@@ -242,7 +242,7 @@ class HttpBackend(Backend):
             await self._check_status(response, session_id)
             await self._finish(response)
 
-    async def listen(self, session_id: str | None, protocol_version: str | None, last_event_id: str | None) -> AsyncIterator[Event]:
+    async def listen(self, session_id: str | None, protocol_version: str | None, last_event_id: str | None) -> AsyncGenerator[Event, None]:
         headers = self._headers(session_id, protocol_version, {"accept": "text/event-stream"})
         headers.pop("content-type")
         if last_event_id:

@@ -21,12 +21,12 @@ import abc
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
-from app import __version__, jsonrpc
+from app import __version__
 from app.backends.base import (
     MAX_REASON_CHARS,
     Backend,
@@ -34,6 +34,7 @@ from app.backends.base import (
     Handshake,
     Opened,
 )
+from app.core import jsonrpc
 from app.core.background import BackgroundTasks
 from app.core.events import Event
 from app.core.jsonrpc import Message, RequestId
@@ -94,7 +95,7 @@ class MultiplexedBackend(Backend, abc.ABC):
     def __init__(self, namespace: str, config: Any):
         super().__init__(namespace, config)
         self._calls: dict[int, _Call] = {}
-        self._upstream_ids: dict[tuple[str, RequestId], int] = {}
+        self._upstream_ids: dict[tuple[str, RequestId | None], int] = {}
         self._progress: dict[str, tuple[_Call, Any]] = {}
         self._ids = itertools.count(1)
         self._opened: Opened | None = None
@@ -161,13 +162,13 @@ class MultiplexedBackend(Backend, abc.ABC):
     # -- calls ------------------------------------------------------------------------------
     async def request(
         self, session_id: str | None, protocol_version: str | None, message: Message, headers: dict[str, str], owner: str
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         await self._ensure_open()
         async with aclosing(self._call(message, owner)) as events:
             async for event in events:
                 yield event
 
-    async def _call(self, message: Message, owner: str, timeout: float | None = None) -> AsyncIterator[Event]:
+    async def _call(self, message: Message, owner: str, timeout: float | None = None) -> AsyncGenerator[Event, None]:
         timeout = timeout or self.config.timeout_seconds
         upstream_id = next(self._ids)
         call = _Call(owner, message.get("id"))

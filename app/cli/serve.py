@@ -18,7 +18,8 @@ from app.state.factory import store_problem
 
 #: After the drain, uvicorn's own grace period for connections still open, and time kept for
 #: flushing telemetry: together with the drain they fit in `drain_timeout_seconds`.
-SHUTDOWN_GRACE_SECONDS = 2.0
+#: uvicorn takes its grace period in whole seconds.
+SHUTDOWN_GRACE_SECONDS = 2
 FLUSH_RESERVE_SECONDS = 1.0
 
 
@@ -72,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, overrides={"host": args.host, "port": args.port, "metrics_port": args.metrics_port})
     except ConfigError as error:
-        for problem in error.problems:
-            print(f"config error: {problem}", file=sys.stderr)
+        for line in error.problems:
+            print(f"config error: {line}", file=sys.stderr)
         return 2
     problem = demo_sdk_problem(config) or store_problem(config.redis_url)
     if problem:

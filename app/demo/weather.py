@@ -100,7 +100,7 @@ def forecast_summary(city: str) -> str:
     return f"Summarise this 3-day forecast for {city} in two sentences for a traveller:\n{days}"
 
 
-@mcp.completion()
+@mcp.completion()  # type: ignore[untyped-decorator, no-untyped-call]  # the SDK leaves this decorator untyped
 async def complete(
     ref: PromptReference | ResourceTemplateReference, argument: CompletionArgument, context: CompletionContext | None
 ) -> Completion | None:

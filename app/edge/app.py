@@ -22,7 +22,7 @@ from app.edge.probes import health_payload, readiness
 from app.edge.websocket import serve_websocket
 from app.pipeline.gateway import Gateway
 from app.state import open_store
-from app.telemetry import ConnectionMetrics, Telemetry, instruments
+from app.telemetry import ConnectionMetrics, Telemetry, current_instruments
 
 log = logging.getLogger("mcp_gateway")
 
@@ -79,7 +79,7 @@ def create_app(config: GatewayConfig, telemetry: Telemetry | None = None) -> Gat
         # Discovery runs in the background: the process answers /healthz at once and /readyz
         # turns 200 when backends have been asked for their capabilities.
         starting = asyncio.create_task(gateway.start())
-        unwatch = instruments().watch_backends(
+        unwatch = current_instruments().watch_backends(
             lambda: [(ns.name, b.name, b.healthy) for ns in gateway.namespaces.values() for b in ns.backends]
         )
         log.info("gateway starting", extra={"host": config.host, "port": config.port, "namespaces": list(config.namespaces)})

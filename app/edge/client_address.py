@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
+from typing import cast
 
 from app.core.headers import RELAYED_TRANSPORTS, TRANSPORT_HEADER
 
@@ -34,7 +35,7 @@ class ClientResolver:
         peer = client[0] if isinstance(client, (tuple, list)) and client else None
         if not self._trusted(peer):
             return False
-        headers = dict(scope.get("headers") or [])  # type: ignore[arg-type]
+        headers = dict(cast(Iterable[tuple[bytes, bytes]], scope.get("headers") or []))
         # Latin-1 decodes any bytes (as Starlette reads headers): a value that is not UTF-8 is an
         # unknown transport, not an error.
         relayed = headers.get(TRANSPORT_HEADER.encode(), b"").decode("latin-1").lower()

@@ -299,7 +299,7 @@ class Gateway:
     async def _ended(self, record: SessionRecord) -> None:
         """A session ended (DELETE, its WebSocket closed, or it expired): so do its upstream sessions."""
         self._log_levels.pop(record.id, None)
-        telemetry.instruments().session_ended(time.time() - record.created_at)
+        telemetry.current_instruments().session_ended(time.time() - record.created_at)
         await self.upstreams.end(record, self.namespaces)
 
     # -- requests -----------------------------------------------------------------------------

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar, cast
 
 import orjson
 import redis
@@ -94,6 +94,7 @@ return 0
 
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class StateUnavailable(GatewayError):
@@ -108,9 +109,11 @@ class StateUnavailable(GatewayError):
         )
 
 
-def _unavailable_as_503(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+def _unavailable_as_503(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Redis and socket errors of a store method as `StateUnavailable`; the signature is kept."""
+
     @functools.wraps(method)
-    async def guarded(*args: Any, **kwargs: Any) -> T:
+    async def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await method(*args, **kwargs)
         except (RedisError, OSError) as exc:
@@ -211,7 +214,8 @@ class RedisStore(StateStore):
     @redis_operation("take_expired")
     async def take_expired(self, limit: int) -> list[SessionRecord]:
         now = time.time()
-        expired = await self.client.zrangebyscore(SESSIONS_INDEX, "-inf", now, start=0, num=limit)
+        # Members only (no scores), decoded: the client was made with decode_responses=True.
+        expired = cast(list[str], await self.client.zrangebyscore(SESSIONS_INDEX, "-inf", now, start=0, num=limit))
         if not expired:
             return []
         async with self.client.pipeline(transaction=False) as pipe:

@@ -150,7 +150,8 @@ class MCPBClient:
         finally:
             self.closed.set()
             error = self._closed_error()
-            for future in [*self._pending.values(), *self._health, *self._acks]:
+            waiting: list[asyncio.Future[Any]] = [*self._pending.values(), *self._health, *self._acks]
+            for future in waiting:
                 if not future.done():
                     future.set_exception(error)
             self._pending.clear()
@@ -220,7 +221,7 @@ class MCPBClient:
         await self.send_message({"jsonrpc": "2.0", "id": request_id, "result": result})
 
     async def initialize(self, capabilities: dict[str, Any] | None = None, client_name: str = "mcpb-client") -> dict[str, Any]:
-        result = await self.call(
+        result: dict[str, Any] = await self.call(
             "initialize",
             {"protocolVersion": PROTOCOL_VERSION, "capabilities": capabilities or {}, "clientInfo": {"name": client_name, "version": "1"}},
         )

@@ -35,7 +35,7 @@ class UpstreamUnauthorized(UpstreamError):
         self.status = status
 
 
-def _denial_reason(body: bytes | None) -> str | None:
+def _denial_reason(body: bytes | bytearray | None) -> str | None:
     """The JSON-RPC error message of the gateway's denial response, if it sent one."""
     try:
         message = orjson.loads(body or b"")["error"]["message"]

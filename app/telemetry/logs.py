@@ -164,7 +164,7 @@ def _attribute(value: Any) -> Any:
 def configure(level: str = "INFO", service: str = SERVICE) -> None:
     # The lines carry none of these; not collecting them per record is the logging module's own
     # documented optimisation (no stack walk for the caller, no thread/process lookups).
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False

@@ -23,7 +23,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from app.core.headers import RELAYED_TRANSPORTS
 from app.core.jsonrpc import ErrorCode, GatewayError, error_response
-from app.telemetry.instruments import (
+from app.telemetry.labels import (
     CLIENT_ERROR,
     ERROR,
     GATEWAY,
@@ -31,7 +31,7 @@ from app.telemetry.instruments import (
     method_label,
 )
 from app.telemetry.logs import cap
-from app.telemetry.state import REQUEST_SCOPE, current_scope, instruments, tracer
+from app.telemetry.state import REQUEST_SCOPE, current_instruments, current_scope, tracer
 from app.telemetry.tracing import HANDLE_REQUEST, extract
 
 log = logging.getLogger("mcp_gateway.requests")
@@ -108,7 +108,7 @@ class RequestScope:
         self.started = time.perf_counter() if started is None else started
         self.method = message.get("method")
         self.protocol = ctx.protocol
-        self.user = instruments().user(ctx.principal)
+        self.user = current_instruments().user(ctx.principal)
         self.session_id = session_id
         self.request_id = message.get("id")
         params = message.get("params") if isinstance(message.get("params"), dict) else {}
@@ -212,7 +212,7 @@ class RequestScope:
             return
         self.finished = True
         seconds = time.perf_counter() - self.started
-        ins = instruments()
+        ins = current_instruments()
         method = method_label(self.method)
         namespace = self.namespace or GATEWAY
         backend = self.backend or GATEWAY

@@ -24,6 +24,7 @@ platforms freeze or kill idle instances, so nothing may wait for the next export
 from __future__ import annotations
 
 import atexit
+import importlib
 import logging
 import os
 import threading
@@ -37,7 +38,8 @@ from opentelemetry import metrics, trace
 
 from app import __version__
 from app.telemetry import state
-from app.telemetry.instruments import DEFAULT_USER_LABEL, Instruments, UserLabelMode
+from app.telemetry.instruments import Instruments
+from app.telemetry.labels import DEFAULT_USER_LABEL, UserLabelMode
 
 log = logging.getLogger("mcp_gateway.telemetry")
 
@@ -160,38 +162,25 @@ def protocol_for(signal: str) -> str:
     return protocol
 
 
+#: The OTLP exporter class of each (protocol, signal), as (module, class name).
+_OTLP_EXPORTERS = {
+    ("grpc", "traces"): ("opentelemetry.exporter.otlp.proto.grpc.trace_exporter", "OTLPSpanExporter"),
+    ("grpc", "metrics"): ("opentelemetry.exporter.otlp.proto.grpc.metric_exporter", "OTLPMetricExporter"),
+    ("grpc", "logs"): ("opentelemetry.exporter.otlp.proto.grpc._log_exporter", "OTLPLogExporter"),
+    ("http/protobuf", "traces"): ("opentelemetry.exporter.otlp.proto.http.trace_exporter", "OTLPSpanExporter"),
+    ("http/protobuf", "metrics"): ("opentelemetry.exporter.otlp.proto.http.metric_exporter", "OTLPMetricExporter"),
+    ("http/protobuf", "logs"): ("opentelemetry.exporter.otlp.proto.http._log_exporter", "OTLPLogExporter"),
+}
+
+
 def _otlp_exporter(signal: str) -> tuple[Any, str]:
     """The OTLP exporter of a signal; it reads its endpoint, headers, timeout, compression and
     certificates from the standard variables itself. Imported here: gRPC is slow to import and
     only needed when configured."""
     protocol = protocol_for(signal)
-    if protocol == "grpc":
-        if signal == "traces":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-                OTLPSpanExporter as Exporter,
-            )
-        elif signal == "metrics":
-            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-                OTLPMetricExporter as Exporter,  # type: ignore[assignment]
-            )
-        else:
-            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (
-                OTLPLogExporter as Exporter,  # type: ignore[assignment]
-            )
-    else:
-        if signal == "traces":
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-                OTLPSpanExporter as Exporter,  # type: ignore[assignment]
-            )
-        elif signal == "metrics":
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-                OTLPMetricExporter as Exporter,  # type: ignore[assignment]
-            )
-        else:
-            from opentelemetry.exporter.otlp.proto.http._log_exporter import (
-                OTLPLogExporter as Exporter,  # type: ignore[assignment]
-            )
-    return Exporter(), f"otlp/{protocol}"
+    module, name = _OTLP_EXPORTERS[(protocol, signal)]
+    exporter = getattr(importlib.import_module(module), name)
+    return exporter(), f"otlp/{protocol}"
 
 
 def _console_exporter(signal: str) -> Any:
@@ -260,7 +249,7 @@ def setup(
     install: bool = True,
 ) -> Telemetry:
     """Build the process's telemetry. `install` (the default) makes it the process's: the global
-    OpenTelemetry providers and what `app.telemetry.instruments()`/`tracer()` return. Raises
+    OpenTelemetry providers and what `app.telemetry.current_instruments()`/`tracer()` return. Raises
     TelemetryError when it cannot start (the metrics port is taken, a bad OTEL_* value)."""
     if sdk_disabled():
         disabled = Telemetry(service_name, False, state.disabled_instruments(user_label), trace.NoOpTracer(), flush_timeout=flush_timeout)

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from app.telemetry.logs import cap
-from app.telemetry.state import instruments, note_route, tracer
+from app.telemetry.state import current_instruments, note_route, tracer
 
 # The guide's spans ("Key Traces"), and the router's.
 HANDLE_REQUEST = "gateway.handleRequest"
@@ -36,7 +36,8 @@ ROUTER_SEND = "router.sendRequest"
 _ALIASES = {"method": "mcp.method.name", "session_id": "mcp.session.id", "tool": "gen_ai.tool.name"}
 _CLIENT_SPANS = frozenset({BACKEND_CALL, REDIS_STORE})
 
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def span_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
@@ -45,7 +46,7 @@ def span_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in attributes.items():
         if key == "user":
-            value = instruments().user(value)
+            value = current_instruments().user(value)
         if value is not None:
             out[_ALIASES.get(key, key)] = value if isinstance(value, (bool, int, float)) else cap(str(value))
     return out
@@ -132,8 +133,10 @@ def carry(via: Span | None, message: dict[str, Any], headers: Mapping[str, str])
     out_headers = {**headers, **carrier}
     if "method" not in message:
         return message, out_headers
-    params = message.get("params") if isinstance(message.get("params"), dict) else {}
-    meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
+    params = message.get("params")
+    params = params if isinstance(params, dict) else {}
+    meta = params.get("_meta")
+    meta = meta if isinstance(meta, dict) else {}
     return {**message, "params": {**params, "_meta": {**meta, **carrier}}}, out_headers
 
 
@@ -146,14 +149,14 @@ def current_trace_ids() -> tuple[str, str] | None:
 
 
 # -- Redis ----------------------------------------------------------------------------------------
-def redis_operation(operation: str) -> Callable[[F], F]:
+def redis_operation(operation: str) -> Callable[[Callable[P, Coroutine[Any, Any, T]]], Callable[P, Coroutine[Any, Any, T]]]:
     """Time a state-store method as `mcp_gateway_redis_operations_duration_seconds{operation}`;
     inside a trace it is also a `redis.store` span (health probes outside any request make no
     trace of their own)."""
 
-    def decorate(method: F) -> F:
+    def decorate(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         @functools.wraps(method)
-        async def timed(*args: Any, **kwargs: Any) -> Any:
+        async def timed(*args: P.args, **kwargs: P.kwargs) -> T:
             started = time.perf_counter()
             try:
                 if not trace.get_current_span().is_recording():
@@ -162,8 +165,8 @@ def redis_operation(operation: str) -> Callable[[F], F]:
                 with tracer().start_as_current_span(REDIS_STORE, kind=SpanKind.CLIENT, attributes=attributes):
                     return await method(*args, **kwargs)
             finally:
-                instruments().redis_operation(operation, time.perf_counter() - started)
+                current_instruments().redis_operation(operation, time.perf_counter() - started)
 
-        return timed  # type: ignore[return-value]
+        return timed
 
     return decorate
