@@ -62,7 +62,7 @@ ACCEPT = "application/json, text/event-stream"
 PROTOCOL = "2025-06-18"
 NAMESPACE = "bench"
 START_TIMEOUT = 30.0
-#: Goals from the issue: added p50 at concurrency 1, and gateway/direct throughput at 16.
+#: Goals (docs/performance.md): added p50 at concurrency 1, and gateway/direct throughput at 16.
 GOAL_ADDED_P50_MS = 2.0
 GOAL_THROUGHPUT_RATIO = 0.60
 

@@ -18,7 +18,7 @@ The load goes to one gateway at a time, in short windows that rotate over the mo
 rounds of `--window` seconds each), so whatever else the machine does falls on every mode alike;
 sessions stay open across windows. Reported per mode: throughput, p50/p99 latency, and the
 gateway's CPU per call (from /proc), the most direct measure of the cost. The overhead is
-1 - throughput(mode) / throughput(off); the issue's goal is under 15 %.
+1 - throughput(mode) / throughput(off); the goal is under 15 % (docs/telemetry.md, "Cost").
 """
 
 from __future__ import annotations

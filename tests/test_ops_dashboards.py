@@ -1,7 +1,7 @@
 """Grafana dashboards (dashboards/*.json) and their provisioning.
 
 What an operator relies on: the dashboards import anywhere (valid JSON, stable uids, a
-data-source variable instead of a hard-coded data source), every panel the guide names
+data-source variable instead of a hard-coded data source), every panel the contract names (docs/operations.md)
 is there, every expression is valid PromQL over metrics that exist (the contract or a
 recording rule), and the panels whose guide expression had to be corrected compute
 what their title promises.
@@ -373,7 +373,7 @@ def test_pool_efficiency_panel_is_the_share_of_active_connections(tmp_path: Path
         series,
         [
             (_expr("mcp-gateway", "Connection pool efficiency"), [('{job="mcp-router", instance="router-local"}', 75)]),
-            (guide, []),  # the guide's expression matches no series: the state labels differ
+            (guide, []),  # the original expression matches no series: the state labels differ
         ],
     )
 
@@ -389,7 +389,7 @@ def test_auth_success_rate_panel_is_the_share_of_successful_attempts(tmp_path: P
         series,
         [
             (f"round({_expr('mcp-gateway', 'Authentication success rate')})", [('{type="bearer"}', 95)]),
-            # The guide's expression divides each series by itself: always 100 %.
+            # The original expression divides each series by itself: always 100 %.
             (f"round({guide})", [('{instance="a", type="bearer", result="success"}', 100)]),
         ],
     )

@@ -1,9 +1,9 @@
 """Prometheus and Alertmanager configuration, checked by the real promtool and amtool.
 
 What an operator relies on: the configs load, every rule is valid, every alert has been
-seen both firing and not firing in `promtool test rules`, the guide's six alerts keep
+seen both firing and not firing in `promtool test rules`, the contract's six alerts keep
 their names, labels and annotations (and so does our companion MCPGatewayAbsent), the SLOs
-have the guide's objectives, and alerts are routed by severity.
+have the contract's objectives (docs/operations.md), and alerts are routed by severity.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tests.ops_support import (
 from tests.ops_support.promql import alert_rules
 from tests.ops_support.tools import output
 
-# The monitoring guide's alerts, as operators know them (guide: "Alerting Rules").
+# The contract's alerts, as operators know them (docs/operations.md, "Alerts").
 GUIDE_ALERTS = {
     "MCPGatewayDown": {
         "expr": 'up{job="mcp-gateway"} == 0',
@@ -79,7 +79,7 @@ GUIDE_ALERTS = {
     },
 }
 
-# Ours, in the guide's style: a gateway whose `up` series is gone (a dead ECS task takes its
+# Ours, in the contract's style: a gateway whose `up` series is gone (a dead ECS task takes its
 # scraping sidecar along) never makes MCPGatewayDown's `up == 0` true.
 OWN_ALERTS = {
     "MCPGatewayAbsent": {
@@ -157,7 +157,7 @@ def test_promtool_tests_cover_every_rule_file() -> None:
     assert {p.resolve() for p in RULE_FILES} <= tested
 
 
-# --- the guide's alerts and SLOs ----------------------------------------------------
+# --- the contract's alerts and SLOs ----------------------------------------------------
 
 
 @pytest.mark.parametrize("name", sorted(GUIDE_ALERTS | OWN_ALERTS))

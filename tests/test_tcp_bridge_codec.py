@@ -29,7 +29,7 @@ from app.tcp_bridge.codec import (
     parse_error_payload,
 )
 
-#: The operations guide's health probe, byte for byte.
+#: The health probe of docs/mcpb.md ("The frame"), byte for byte.
 PROBE = bytes.fromhex("4D 43 50 42 01 04 00 00 00 00 00 00")
 #: The same probe in the compatibility layout (16-bit version and type).
 COMPAT_PROBE = bytes.fromhex("4D 43 50 42 00 01 00 04 00 00 00 00")

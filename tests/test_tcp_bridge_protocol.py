@@ -1,5 +1,5 @@
 """The MCPB contract on the wire: raw sockets against a real bridge process in front of a real
-gateway. The guide's probe bytes, the compatibility layout, every error of the contract (and the
+gateway. The probe bytes of docs/mcpb.md, the compatibility layout, every error of the contract (and the
 bridge serving other connections after each), version negotiation, request-level JSON-RPC errors."""
 
 from __future__ import annotations

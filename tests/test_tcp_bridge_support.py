@@ -15,7 +15,7 @@ from app.tcp_bridge.codec import Frame
 from tests.support import LOOPBACK, ManagedProcess, free_port, tcp_accepts
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-#: The operations guide's probe, byte for byte, and the same in the compatibility layout.
+#: The probe of docs/mcpb.md, byte for byte, and the same in the compatibility layout.
 PROBE = bytes.fromhex("4D 43 50 42 01 04 00 00 00 00 00 00")
 COMPAT_PROBE = bytes.fromhex("4D 43 50 42 00 01 00 04 00 00 00 00")
 DEADLINE = 10.0

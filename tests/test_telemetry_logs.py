@@ -1,6 +1,6 @@
-"""Log lines: JSON with the guide's gateway fields and the trace they belong to, one per completed
+"""Log lines: JSON with the fields of docs/telemetry.md and the trace they belong to, one per completed
 request, and never a credential, whatever the client sends (checked in every byte the gateway and
-the backend write, and in everything exported by OTLP). The guide's Elasticsearch queries, as
+the backend write, and in everything exported by OTLP). The Elasticsearch queries of docs/operations.md, as
 docs/operations.md gives them, find what they look for in these lines."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ FORGED_JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJtYWxsb3J5In0." + secrets.token_hex
 GUIDE_FIELDS = {"timestamp", "level", "service", "session_id", "request_id", "namespace", "backend", "message"}
 REQUEST_FIELDS = GUIDE_FIELDS | {"method", "duration_ms", "status", "user", "trace_id", "span_id"}
 OPERATIONS_DOC = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
-SLOW_SECONDS = 1.0  # the guide's slow-request threshold is 1000 ms
+SLOW_SECONDS = 1.0  # the slow-request query's threshold is 1000 ms
 
 
 def user_label(subject: str) -> str:
@@ -141,7 +141,7 @@ def test_no_credential_appears_anywhere(run: Run) -> None:
     assert "alice" not in outputs["OTLP export"] and '"user": "alice"' not in outputs["gateway log"]
 
 
-# -- the guide's Elasticsearch queries (docs/operations.md, "Logs in Elasticsearch") --------------
+# -- the Elasticsearch queries (docs/operations.md, "Logs in Elasticsearch") --------------------
 
 
 def test_the_documented_queries_are_the_ones_tested() -> None:
@@ -153,7 +153,7 @@ def test_find_slow_requests_finds_the_slow_call_and_nothing_else(run: Run) -> No
     hits = search(run.lines(), query).hits
     assert [(h["tool"], h["service"]) for h in hits] == [("web__slow", "mcp-gateway")], hits
     assert hits[0]["duration_ms"] >= SLOW_SECONDS * 1000 and hits[0]["message"] == "request completed"
-    # The guide's own form (`term` on `service`) finds nothing under dynamic mapping: `service`
+    # The original form (`term` on `service`) finds nothing under dynamic mapping: `service`
     # is analysed text there, hence `service.keyword` in the docs.
     guide_form = json.loads(json.dumps(query).replace('"service.keyword"', '"service"'))
     assert search(run.lines(), guide_form).hits == []

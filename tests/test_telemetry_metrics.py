@@ -5,7 +5,7 @@ serves real HTTP and WebSocket clients, with successes and errors; then its scra
 read in both formats Prometheus asks for, parsed with prometheus_client's parsers, checked
 against the metric contract the dashboards and rules are written against (names, types, labels,
 letter for letter), run through `promtool check metrics`, and scraped by a real Prometheus that
-answers the guide's queries.
+answers every rule's and panel's query.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def test_declared_but_not_yet_recorded_metrics_keep_the_contract_when_they_appea
     for name in DECLARED:
         family = _family(families, name)
         if family is None:
-            continue  # Recorded by auth (issue 4) and the TCP bridge (its own process, :9092).
+            continue  # Recorded by auth and the TCP bridge (its own process, :9092).
         assert family.type == METRICS[name].type
         assert all(set(s.labels) == METRICS[name].labels for s in family.samples)
 
@@ -237,7 +237,7 @@ def test_openmetrics_scrape_has_the_same_names(scrapes: Scrapes) -> None:
 
 
 def test_promtool_accepts_the_scrape(scrapes: Scrapes) -> None:
-    """The only lint is the guide's own choice: a gauge named `mcp_gateway_connections_total`."""
+    """The only lint is the contract's own choice: a gauge named `mcp_gateway_connections_total`."""
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.fail("promtool is not installed (Debian package prometheus); scripts/test installs it")

@@ -3,7 +3,7 @@
 One trace crosses client → gateway → backend: the client's W3C context (HTTP `traceparent` header
 or `params._meta.traceparent`) parents `gateway.handleRequest`, the gateway's `backend.call`
 parents the backend process's own `backend.process` (the test backend exports its spans to the
-same receiver). Metrics arrive under the guide's names, over gRPC and HTTP/protobuf, and a
+same receiver). Metrics arrive under the names of docs/telemetry.md, over gRPC and HTTP/protobuf, and a
 SIGTERM flushes everything before the process exits.
 """
 
@@ -105,7 +105,7 @@ def test_one_trace_from_the_client_header_through_gateway_into_the_backend(stack
     assert handle.parent_span_id == client_span and handle.kind == SERVER and handle.service == "mcp-gateway"
     assert call.parent_span_id == handle.span_id and call.kind == CLIENT
     assert process.parent_span_id == call.span_id and process.service == "backend-web"
-    # The guide's circuit-breaker chain sits beside the call, in the same request.
+    # The circuit-breaker chain (docs/telemetry.md) sits beside the call, in the same request.
     assert spans["circuitBreaker.allow"].parent_span_id == handle.span_id
     assert spans["circuitBreaker.record"].parent_span_id == handle.span_id
     assert handle.attributes["mcp.method.name"] == "tools/call"

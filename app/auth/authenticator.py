@@ -138,7 +138,7 @@ class Authenticator:
                 principal = await self._verify(headers)
             except AuthFailure as failure:
                 telemetry.auth_attempt(failure.credential, "failure")
-                # The operations guide's "Authentication failures" query looks for exactly this
+                # The "Authentication failures" query (docs/operations.md) looks for exactly this
                 # line: level error, this message, and the request's user (the caller is not
                 # known, so `anonymous` under the user-label rule; absent with `off`).
                 fields = {"auth_type": failure.credential, "error": failure.message}

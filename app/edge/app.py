@@ -30,7 +30,7 @@ log = logging.getLogger("mcp_gateway")
 def _without_native_telemetry() -> dict[str, Any]:
     """FastAPI (0.16x and later) instruments itself once OpenTelemetry providers exist: an HTTP span
     per request and per WebSocket connection, spans for dependencies and endpoints, HTTP metrics.
-    The gateway records its edges itself, with the operations guide's names (one
+    The gateway records its edges itself, with the names of docs/telemetry.md (one
     `gateway.handleRequest` server span per JSON-RPC request), so FastAPI's is turned off: no
     second server span per request, no per-request overhead for spans nobody asked for."""
     if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:

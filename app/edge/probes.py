@@ -1,4 +1,4 @@
-"""Health endpoints: `/health` (the operations guide's payload), `/healthz` (liveness), `/readyz`."""
+"""Health endpoints: `/health` (the payload docs/telemetry.md describes), `/healthz` (liveness), `/readyz`."""
 
 from __future__ import annotations
 

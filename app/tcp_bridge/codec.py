@@ -1,6 +1,6 @@
 """MCPB frames: encode and decode, both header layouts, every error of the contract. No I/O.
 
-A frame is a 12-byte big-endian header and a payload (`/work/shared/MCPB.md`, `docs/mcpb.md`):
+A frame is a 12-byte big-endian header and a payload (`docs/mcpb.md`, "The frame"):
 
     v1 layout      magic "MCPB" | version u8 | type u8  | flags u16 | length u32 | payload
     compat layout  magic "MCPB" | version u16           | type u16  | length u32 | payload

@@ -4,7 +4,7 @@
 
     tel = telemetry.setup("mcp-gateway", metrics_port=9090)     # once, at process start
     telemetry.current_instruments().requests.add(1, {...})      # every instrument: instruments.py
-    with telemetry.span(telemetry.AUTH_VALIDATE, user=...):      # the guide's spans: tracing.py
+    with telemetry.span(telemetry.AUTH_VALIDATE, user=...):      # span names: tracing.py
         ...
     tel.shutdown()                                               # flush before exit
 

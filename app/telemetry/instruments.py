@@ -1,11 +1,11 @@
-"""Every metric instrument of the gateway, declared once, with the operations guide's names.
+"""Every metric instrument of the gateway, declared once, with the names of docs/telemetry.md.
 
 The names are what Prometheus shows, letter for letter, both on the `:9090` scrape (the OTel
 Prometheus reader) and after the Collector (OTLP, then Prometheus remote write): counters are
 declared with their `_total` (both translators keep one), histograms in seconds with unit `s`
 and a name already ending in `_seconds` (no `_seconds_seconds`), gauges without a unit so no
-suffix is added (`x509_cert_expiry`, and `mcp_gateway_connections_total`, which the guide makes a
-gauge). Nothing else in the code base creates instruments; other processes (the TCP bridge) use
+suffix is added (`x509_cert_expiry`, and `mcp_gateway_connections_total`, which the dashboards and
+rules read as a gauge). Nothing else in the code base creates instruments; other processes (the TCP bridge) use
 this class through `app.telemetry.setup`.
 """
 
@@ -21,7 +21,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from app.telemetry.labels import BREAKER_STATES, DEFAULT_USER_LABEL, GATEWAY, UserLabel, UserLabelMode, method_label
 from app.telemetry.observed import Certificates, resident_memory_bytes
 
-# -- names (the guide's gateway table, then beyond the guide) ------------------------------------
+# -- names (the operations contract's gateway table, then the gateway's own additions) ------------
 CONNECTIONS = "mcp_gateway_connections_total"
 REQUESTS = "mcp_gateway_requests_total"
 REQUEST_DURATION = "mcp_gateway_request_duration_seconds"

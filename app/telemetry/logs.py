@@ -1,4 +1,4 @@
-"""JSON log lines: one object per line with the operations guide's fields.
+"""JSON log lines: one object per line with the fields of docs/telemetry.md.
 
 Every line has `timestamp`, `level`, `service`, `logger` and `message`, the fields the code
 passes (`session_id`, `request_id`, `namespace`, `backend`, `method`, `duration_ms`, `status`,

@@ -1,4 +1,4 @@
-"""Spans named as the operations guide names them, and W3C trace context in and out.
+"""Spans named as docs/telemetry.md names them, and W3C trace context in and out.
 
 Incoming context is taken from the message's `params._meta.traceparent` (any transport; the MCP
 semantic conventions' carrier) or else from the HTTP `traceparent` header. Outgoing calls carry
@@ -21,7 +21,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from app.telemetry.logs import cap
 from app.telemetry.state import current_instruments, note_route, tracer
 
-# The guide's spans ("Key Traces"), and the router's.
+# The span names of docs/telemetry.md ("Traces"), and the router's.
 HANDLE_REQUEST = "gateway.handleRequest"
 BACKEND_CALL = "backend.call"
 BACKEND_PROCESS = "backend.process"

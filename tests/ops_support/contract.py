@@ -1,8 +1,8 @@
 """The metrics Prometheus shows for our jobs: the contract dashboards and rules are written against.
 
 The gateway table of the monitoring guide, letter for letter, with the labels the project
-added (`user` on requests, `protocol`/`namespace` on latency); the guide's router table;
-and the few metrics of other exporters the guide's alerts use.
+added (`user` on requests, `protocol`/`namespace` on latency); the router table of docs/telemetry.md;
+and the few metrics of other exporters the alerts use (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ _ALL = [
     _m("mcp_gateway_auth_attempts_total", "counter", "type result"),
     _m("mcp_gateway_tcp_frames_total", "counter", "type direction"),
     _m("mcp_gateway_redis_operations_duration_seconds", "histogram", "operation"),
-    # Router (:9091, job mcp-router). Pool states as the guide's expressions use them.
+    # Router (:9091, job mcp-router). Pool states as the contract's expressions use them.
     _m("mcp_router_requests_total", "counter", "method status", status="success error"),
     _m("mcp_router_request_duration_seconds", "histogram", "method status"),
     _m("mcp_router_response_size_bytes", "histogram", "method"),

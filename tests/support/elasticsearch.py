@@ -1,4 +1,4 @@
-"""The part of Elasticsearch's query DSL the operations guide's log queries use, run over log
+"""The part of Elasticsearch's query DSL the log queries of docs/operations.md use, run over log
 documents as Elasticsearch's dynamic mapping indexes them (no Elasticsearch runs here).
 
 Dynamic mapping turns a JSON string into a `text` field (the standard analyzer: lower-cased
