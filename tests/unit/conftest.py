@@ -1,0 +1,86 @@
+"""The unit tier: the gateway's ASGI app driven through `httpx.ASGITransport` with its lifespan
+run, sessions in the memory store, backends that are real MCP servers (the official SDK) served
+in this event loop. No subprocess, no Redis."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from app.config import parse_config
+from tests.support.inprocess import AsgiSession, ServedApp, everything_server
+from tests.support.net import wait_until_async
+
+#: The Host the app sees: a loopback name, as a local client's (the DNS-rebinding rule).
+BASE_URL = "http://127.0.0.1:8080"
+READY_TIMEOUT = 10.0
+#: Budgets out of the way unless a test sets its own.
+NO_LIMITS = {"enabled": False}
+NO_HEALTH_CHECKS = {"enabled": False}
+
+GatewayFactory = Callable[[Mapping[str, Any]], Awaitable[httpx.AsyncClient]]
+
+
+def build_app(config: Mapping[str, Any]) -> Any:
+    """The one place the unit tier builds the gateway (the composition root's entry point)."""
+    from app.edge.app import create_app
+
+    return create_app(parse_config(dict(config)))
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(config: Mapping[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan running, ready (/readyz 200), and a client talking to it in-process."""
+    settings = {"rate_limits": NO_LIMITS, "health_checks": NO_HEALTH_CHECKS, **config}
+    app = build_app(settings)
+    async with LifespanManager(app, startup_timeout=READY_TIMEOUT) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, timeout=READY_TIMEOUT) as client:
+            await wait_until_async(lambda: _ready(client), READY_TIMEOUT, 0.01, "gateway ready (/readyz 200)")
+            yield client
+
+
+async def _ready(client: httpx.AsyncClient) -> bool:
+    return (await client.get("/readyz")).status_code == 200
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[GatewayFactory]:
+    """`client = await gateway(config)`: a ready gateway app and a client of it, stopped after the test."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def start(config: Mapping[str, Any]) -> httpx.AsyncClient:
+            return await stack.enter_async_context(running_gateway(config))
+
+        yield start
+
+
+@pytest.fixture(scope="session")
+async def alpha() -> AsyncIterator[ServedApp]:
+    """An everything-server named alpha, shared by the tier (nothing a test does changes it)."""
+    async with everything_server("alpha") as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
+async def beta() -> AsyncIterator[ServedApp]:
+    async with everything_server("beta") as served:
+        yield served
+
+
+def namespaces(**urls: str) -> dict[str, Any]:
+    """`namespaces:` with one Streamable HTTP replica each, named `<namespace>-1`."""
+    return {name: {"backends": [{"name": f"{name}-1", "url": url}]} for name, url in urls.items()}
+
+
+@pytest.fixture
+async def two(gateway: GatewayFactory, alpha: ServedApp, beta: ServedApp) -> AsgiSession:
+    """An initialized session on a gateway in front of alpha and beta (prefixed), 64 KiB bodies."""
+    session = AsgiSession(await gateway({"max_body_bytes": 65536, "namespaces": namespaces(alpha=alpha.url, beta=beta.url)}))
+    await session.initialize()
+    return session
