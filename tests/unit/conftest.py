@@ -5,6 +5,7 @@ in this event loop. No subprocess, no Redis."""
 from __future__ import annotations
 
 import contextlib
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -24,6 +25,16 @@ NO_LIMITS = {"enabled": False}
 NO_HEALTH_CHECKS = {"enabled": False}
 
 GatewayFactory = Callable[[Mapping[str, Any]], Awaitable[httpx.AsyncClient]]
+
+
+@pytest.fixture(autouse=True)
+def no_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tier's rule, enforced: nothing here starts a process (such a test belongs in tests/integration)."""
+
+    def refuse(args: Any, *_: Any, **__: Any) -> None:
+        raise AssertionError(f"the unit tier starts no process, not {args!r}")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
 
 
 def build_app(config: Mapping[str, Any]) -> Any:
