@@ -8,7 +8,7 @@ import contextlib
 import importlib
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -22,6 +22,17 @@ from .net import LOOPBACK
 from .paths import SERVERS
 
 START_TIMEOUT = 10.0
+#: The gateway as the unit tier's client addresses it: a loopback Host, as a local client's
+#: (the DNS-rebinding rule refuses others).
+BASE_URL = "http://127.0.0.1:8080"
+
+#: `client = await gateway(config)` (the fixture in tests/unit/conftest.py).
+GatewayFactory = Callable[[Mapping[str, Any]], Awaitable[httpx.AsyncClient]]
+
+
+def namespaces(**urls: str) -> dict[str, Any]:
+    """`namespaces:` with one Streamable HTTP replica each, named `<namespace>-1`."""
+    return {name: {"backends": [{"name": f"{name}-1", "url": url}]} for name, url in urls.items()}
 
 
 def everything() -> ModuleType:

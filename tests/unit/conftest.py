@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
@@ -14,17 +14,13 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from app.config import parse_config
-from tests.support.inprocess import AsgiSession, ServedApp, everything_server
+from tests.support.inprocess import BASE_URL, AsgiSession, GatewayFactory, ServedApp, everything_server, namespaces
 from tests.support.net import wait_until_async
 
-#: The Host the app sees: a loopback name, as a local client's (the DNS-rebinding rule).
-BASE_URL = "http://127.0.0.1:8080"
 READY_TIMEOUT = 10.0
 #: Budgets out of the way unless a test sets its own.
 NO_LIMITS = {"enabled": False}
 NO_HEALTH_CHECKS = {"enabled": False}
-
-GatewayFactory = Callable[[Mapping[str, Any]], Awaitable[httpx.AsyncClient]]
 
 
 @pytest.fixture(autouse=True)
@@ -82,11 +78,6 @@ async def alpha() -> AsyncIterator[ServedApp]:
 async def beta() -> AsyncIterator[ServedApp]:
     async with everything_server("beta") as served:
         yield served
-
-
-def namespaces(**urls: str) -> dict[str, Any]:
-    """`namespaces:` with one Streamable HTTP replica each, named `<namespace>-1`."""
-    return {name: {"backends": [{"name": f"{name}-1", "url": url}]} for name, url in urls.items()}
 
 
 @pytest.fixture

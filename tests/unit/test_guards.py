@@ -6,8 +6,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from tests.support.inprocess import AsgiSession, ServedApp, everything_server, text_of
-from tests.unit.conftest import GatewayFactory, namespaces
+from tests.support.inprocess import AsgiSession, GatewayFactory, ServedApp, everything_server, namespaces, text_of
 
 API_KEY = "mcpk_unit_0123456789"
 BREAKER = {"failure_threshold": 2, "error_rate": 0.5, "window_seconds": 30, "min_calls": 100, "cooldown_seconds": 30}

@@ -9,9 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.inprocess import AsgiSession, text_of
+from tests.support.inprocess import BASE_URL, AsgiSession, text_of
 from tests.support.net import wait_until_async
-from tests.unit.conftest import BASE_URL
 
 
 async def test_initialize_issues_a_session_and_merges_capabilities(two: AsgiSession) -> None:

@@ -10,8 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.inprocess import AsgiSession, ServedApp, everything_server, text_of
-from tests.unit.conftest import GatewayFactory, namespaces
+from tests.support.inprocess import AsgiSession, GatewayFactory, ServedApp, everything_server, namespaces, text_of
 
 #: Paged backends: 14 tools each (9 of their own, 5 extra), two at a time.
 PAGED = {"page_size": 2, "extra_tools": 5}
