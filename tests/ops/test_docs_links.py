@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO_ROOT as REPO
+
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 SOURCES = sorted((REPO / "app").rglob("*.py"))
 
 # A repository path as the docs write it: from the root, in one of the checked folders.
 # (Not an image name such as `otel/opentelemetry-collector-contrib:0.159.0`.)
-PATH = re.compile(r"(?<![\w./-])((?:app|docs|otel|dashboards|infra)/[\w./*{},-]*[\w/*}])(?![\w/*{},:-]|\.\w)")
+PATH = re.compile(r"(?<![\w./-])((?:app|docs|otel|dashboards|infra|tests|bench|scripts)/[\w./*{},-]*[\w/*}])(?![\w/*{},:-]|\.\w)")
 # A dotted module reference: `app.pipeline.breaker`, `app.core.protocol.check_params` (not `app.py`).
 MODULE = re.compile(r"(?<![\w./-])(app(?:\.[a-z_][a-z0-9_]*)+)")
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
@@ -155,7 +156,7 @@ def test_the_checks_see_what_they_are_meant_to() -> None:
     assert PATH.findall("see `app/transports/http.py` and docs/nothing.md.") == ["app/transports/http.py", "docs/nothing.md"]
     assert not path_exists("app/transports/http.py") and path_exists("otel/prometheus/rules/*.yml")
     assert path_exists("app/edge/http.py") and not path_exists("docs/{telemetry,nothing}.md")
-    assert module_exists("app.core.protocol") and module_exists("app.config.model.load_config")
+    assert module_exists("app.core.protocol") and module_exists("app.config.loading.load_config")
     assert not module_exists("app.gateway") and not module_exists("app.core.protocol.no_such_name")
     assert slug("What `status` means") == "what-status-means"
     assert OUTSIDE.search("as the guide says") and OUTSIDE.search("(issue 4)")
