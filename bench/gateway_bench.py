@@ -62,7 +62,7 @@ ACCEPT = "application/json, text/event-stream"
 PROTOCOL = "2025-06-18"
 NAMESPACE = "bench"
 START_TIMEOUT = 30.0
-#: Goals from the issue: added p50 at concurrency 1, and gateway/direct throughput at 16.
+#: Goals (docs/performance.md): added p50 at concurrency 1, and gateway/direct throughput at 16.
 GOAL_ADDED_P50_MS = 2.0
 GOAL_THROUGHPUT_RATIO = 0.60
 
@@ -73,7 +73,7 @@ GOAL_THROUGHPUT_RATIO = 0.60
 def machine_jiffies() -> tuple[int, int, int]:
     """Whole-machine (busy, steal, total) CPU jiffies from /proc/stat."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    user, nice, system, idle, iowait, irq, softirq, steal = (values + [0] * 8)[:8]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (values + [0] * 8)[:8]
     return user + nice + system + irq + softirq, steal, sum(values[:8])
 
 
@@ -99,9 +99,7 @@ def start_backend(kind: str, json_response: bool, logs: Path) -> tuple[ManagedPr
 UNREACHABLE_RATE = "100000000/minute"
 
 
-def start_gateway(
-    backend_url: str, prefix: bool, log_level: str, logs: Path, src: Path, rate_limits: str
-) -> tuple[ManagedProcess, str]:
+def start_gateway(backend_url: str, prefix: bool, log_level: str, logs: Path, src: Path, rate_limits: str) -> tuple[ManagedProcess, str]:
     port = free_port()
     config: dict[str, object] = {
         "namespaces": {NAMESPACE: {"prefix": prefix, "backends": [{"name": f"{NAMESPACE}-1", "url": backend_url}]}}
@@ -112,8 +110,20 @@ def start_gateway(
         config["rate_limits"] = {"enabled": False}
     config_path = logs / "gateway.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    args = [sys.executable, "-m", "app", "serve", "--config", str(config_path), "--host", LOOPBACK, "--port", str(port),
-            "--log-level", log_level]
+    args = [
+        sys.executable,
+        "-m",
+        "app",
+        "serve",
+        "--config",
+        str(config_path),
+        "--host",
+        LOOPBACK,
+        "--port",
+        str(port),
+        "--log-level",
+        log_level,
+    ]
     env = {"MCP_GATEWAY_METRICS_PORT": str(free_port())}  # The scrape endpoint is on by default.
     proc = ManagedProcess(args, logs / f"gateway-{port}.log", env=env, cwd=src).start()
     base = f"http://{LOOPBACK}:{port}"
@@ -150,15 +160,17 @@ class Worker:
         self.url = url
         self.tool = tool.encode()
         self.text = f"worker {index} says hello".encode()
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(30.0), limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        )
+        self.client = httpx.AsyncClient(timeout=httpx.Timeout(30.0), limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
         self.headers = {"accept": ACCEPT, "content-type": "application/json", "mcp-protocol-version": PROTOCOL}
         self.next_id = 0
 
     async def open(self) -> None:
-        init = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
-                "params": {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}
+        init = {
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "initialize",
+            "params": {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}},
+        }
         response = await self.client.post(self.url, content=orjson.dumps(init), headers=self.headers)
         if "result" not in answer(response, 0):
             raise CallFailed(f"initialize failed: {response.text[:300]}")
@@ -169,8 +181,11 @@ class Worker:
 
     async def call(self) -> None:
         self.next_id += 1
-        body = (b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"%s","arguments":{"text":"%s"}}}'
-                % (self.next_id, self.tool, self.text))
+        body = b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"%s","arguments":{"text":"%s"}}}' % (
+            self.next_id,
+            self.tool,
+            self.text,
+        )
         message = answer(await self.client.post(self.url, content=body, headers=self.headers), self.next_id)
         result = message.get("result")
         if not result or result.get("isError") or result["content"][0].get("text") != self.text.decode():
@@ -202,7 +217,13 @@ class Result:
 
 
 async def run_case(
-    target: str, url: str, tool: str, concurrency: int, warmup: float, duration: float, max_calls: int | None,
+    target: str,
+    url: str,
+    tool: str,
+    concurrency: int,
+    warmup: float,
+    duration: float,
+    max_calls: int | None,
     pids: dict[str, int],
 ) -> Result:
     workers = [Worker(url, tool, i) for i in range(concurrency)]
@@ -265,10 +286,13 @@ async def run_case(
 
 
 def machine_load(before: tuple[int, int, int], after: tuple[int, int, int], elapsed: float, ours: float) -> dict[str, float]:
-    busy, steal, _ = (b - a for a, b in zip(before, after))
+    busy, steal, _ = (b - a for a, b in zip(before, after, strict=False))
     busy_cores = busy / CLOCK_TICKS / elapsed
-    return {"busy": round(busy_cores, 2), "others": round(max(0.0, busy_cores - ours / elapsed), 2),
-            "steal": round(steal / CLOCK_TICKS / elapsed, 2)}
+    return {
+        "busy": round(busy_cores, 2),
+        "others": round(max(0.0, busy_cores - ours / elapsed), 2),
+        "steal": round(steal / CLOCK_TICKS / elapsed, 2),
+    }
 
 
 # -- report ---------------------------------------------------------------------------------------------
@@ -276,23 +300,34 @@ def machine_load(before: tuple[int, int, int], after: tuple[int, int, int], elap
 
 def print_report(results: list[Result], args: argparse.Namespace, load_before: tuple[float, ...], load_after: tuple[float, ...]) -> dict:
     print()
-    print(f"tools/call echo, {args.duration:g} s per case after {args.warmup:g} s warm-up; backend {args.backend} "
-          f"({'JSON' if args.json_response else 'SSE'} answers); gateway namespace {'prefixed' if args.prefix else 'unprefixed'}, "
-          f"log level {args.log_level}, rate limiter {args.rate_limits}")
-    print(f"machine: {os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}, "
-          f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} (1 min)")
+    print(
+        f"tools/call echo, {args.duration:g} s per case after {args.warmup:g} s warm-up; backend {args.backend} "
+        f"({'JSON' if args.json_response else 'SSE'} answers); gateway namespace {'prefixed' if args.prefix else 'unprefixed'}, "
+        f"log level {args.log_level}, rate limiter {args.rate_limits}"
+    )
+    print(
+        f"machine: {os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}, "
+        f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} (1 min)"
+    )
     print()
-    head = f"{'concurrency':>11}  {'target':<8} {'calls':>7} {'calls/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}   " \
-           f"{'CPU ms per call (share of one core)':<58} {'others/steal (cores)':<20}"
+    head = (
+        f"{'concurrency':>11}  {'target':<8} {'calls':>7} {'calls/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}   "
+        f"{'CPU ms per call (share of one core)':<58} {'others/steal (cores)':<20}"
+    )
     print(head)
     print("-" * len(head))
     for r in results:
-        cpu = "  ".join(f"{name} {r.cpu_ms_per_call[name]:.2f} ({r.cpu_share[name]:.0%})"
-                        for name in ("client", "backend", "gateway") if name in r.cpu_ms_per_call)
-        print(f"{r.concurrency:>11}  {r.target:<8} {r.calls:>7} {r.throughput:>9.0f} {r.p50_ms:>8.2f} {r.p90_ms:>8.2f} "
-              f"{r.p99_ms:>8.2f}   {cpu:<58} {r.machine['others']:.2f} / {r.machine['steal']:.2f}")
+        cpu = "  ".join(
+            f"{name} {r.cpu_ms_per_call[name]:.2f} ({r.cpu_share[name]:.0%})"
+            for name in ("client", "backend", "gateway")
+            if name in r.cpu_ms_per_call
+        )
+        print(
+            f"{r.concurrency:>11}  {r.target:<8} {r.calls:>7} {r.throughput:>9.0f} {r.p50_ms:>8.2f} {r.p90_ms:>8.2f} "
+            f"{r.p99_ms:>8.2f}   {cpu:<58} {r.machine['others']:.2f} / {r.machine['steal']:.2f}"
+        )
     print("others/steal: CPU that processes outside this benchmark used, and that the hypervisor took, during the")
-    print("case, in cores (of {}); a busy machine makes every figure worse, the gateway's most.".format(os.cpu_count()))
+    print(f"case, in cores (of {os.cpu_count()}); a busy machine makes every figure worse, the gateway's most.")
     print()
     summary: dict[str, object] = {}
     by = {(r.target, r.concurrency): r for r in results}
@@ -326,18 +361,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each case (default 2)")
     parser.add_argument("--calls", type=int, default=None, help="stop a case after this many measured calls (still bounded by --duration)")
     parser.add_argument("--concurrency", default="1,16", help="comma-separated worker counts (default 1,16)")
-    parser.add_argument("--backend", choices=("echo", "everything"), default="echo",
-                        help="bench/echo_server.py (default) or tests/servers/everything.py")
+    parser.add_argument(
+        "--backend", choices=("echo", "everything"), default="echo", help="bench/echo_server.py (default) or tests/servers/everything.py"
+    )
     parser.add_argument("--json-response", action="store_true", help="backend answers with JSON instead of SSE")
-    parser.add_argument("--no-prefix", dest="prefix", action="store_false",
-                        help="unprefixed namespace (pass-through names) instead of bench__echo")
+    parser.add_argument(
+        "--no-prefix", dest="prefix", action="store_false", help="unprefixed namespace (pass-through names) instead of bench__echo"
+    )
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="gateway log level")
-    parser.add_argument("--rate-limits", choices=("unreachable", "off", "config-default"), default="unreachable",
-                        help="gateway rate limiter: on with limits the run cannot reach (default: its cost is measured), "
-                        "off, or the configuration's defaults (which a benchmark exceeds: 429s); config-default also "
-                        "suits a checkout without the rate_limits key")
-    parser.add_argument("--gateway-src", type=Path, default=ROOT, metavar="DIR",
-                        help="run the gateway's `app` package from another checkout (A/B comparisons); default: this one")
+    parser.add_argument(
+        "--rate-limits",
+        choices=("unreachable", "off", "config-default"),
+        default="unreachable",
+        help="gateway rate limiter: on with limits the run cannot reach (default: its cost is measured), "
+        "off, or the configuration's defaults (which a benchmark exceeds: 429s); config-default also "
+        "suits a checkout without the rate_limits key",
+    )
+    parser.add_argument(
+        "--gateway-src",
+        type=Path,
+        default=ROOT,
+        metavar="DIR",
+        help="run the gateway's `app` package from another checkout (A/B comparisons); default: this one",
+    )
     parser.add_argument("--json", dest="json_out", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs (printed path)")
     args = parser.parse_args(argv)
@@ -353,10 +399,13 @@ async def bench(args: argparse.Namespace, backend_url: str, gateway_url: str, pi
     gateway_tool = f"{NAMESPACE}__echo" if args.prefix else "echo"
     for c in args.levels:
         for target, url, tool in (("direct", backend_url, direct_tool), ("gateway", gateway_url, gateway_tool)):
-            result = await run_case(target, url, tool, c, args.warmup, args.duration, args.calls,
-                                    pids if target == "gateway" else {"backend": pids["backend"]})
-            print(f"  {target:<8} c={c:<3} {result.throughput:8.0f} calls/s  p50 {result.p50_ms:6.2f} ms  "
-                  f"p99 {result.p99_ms:6.2f} ms", flush=True)
+            result = await run_case(
+                target, url, tool, c, args.warmup, args.duration, args.calls, pids if target == "gateway" else {"backend": pids["backend"]}
+            )
+            print(
+                f"  {target:<8} c={c:<3} {result.throughput:8.0f} calls/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms",
+                flush=True,
+            )
             results.append(result)
     return results
 
@@ -369,12 +418,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         backend, backend_url = start_backend(args.backend, args.json_response, logs)
         procs.append(backend)
-        gateway, gateway_url = start_gateway(
-            backend_url, args.prefix, args.log_level, logs, args.gateway_src.resolve(), args.rate_limits
-        )
+        gateway, gateway_url = start_gateway(backend_url, args.prefix, args.log_level, logs, args.gateway_src.resolve(), args.rate_limits)
         procs.append(gateway)
-        print(f"backend {backend_url} (pid {backend.pid}), gateway {gateway_url} (pid {gateway.pid}, app from "
-              f"{args.gateway_src.resolve()})", flush=True)
+        print(
+            f"backend {backend_url} (pid {backend.pid}), gateway {gateway_url} (pid {gateway.pid}, app from {args.gateway_src.resolve()})",
+            flush=True,
+        )
         pids = {"backend": backend.pid, "gateway": gateway.pid}
         per_case = args.warmup + args.duration + 15
         budget = per_case * 2 * len(args.levels) + 30
@@ -388,10 +437,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             results = runner.run(asyncio.wait_for(bench(args, backend_url, gateway_url, pids), budget))
         summary = print_report(results, args, load_before, os.getloadavg())
         if args.json_out:
-            Path(args.json_out).write_text(json.dumps(
-                {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "json_out"},
-                 "cpus": os.cpu_count(),
-                 "load_before": load_before, "results": [asdict(r) for r in results], "summary": summary}, indent=2))
+            Path(args.json_out).write_text(
+                json.dumps(
+                    {
+                        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "json_out"},
+                        "cpus": os.cpu_count(),
+                        "load_before": load_before,
+                        "results": [asdict(r) for r in results],
+                        "summary": summary,
+                    },
+                    indent=2,
+                )
+            )
         return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

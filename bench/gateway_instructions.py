@@ -49,8 +49,22 @@ def start_gateway(backend_url: str, logs: Path, src: Path) -> tuple[ManagedProce
     config_path = logs / "gateway.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     out = logs / "callgrind.out"
-    args = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-            sys.executable, "-m", "app", "serve", "--config", str(config_path), "--host", LOOPBACK, "--port", str(port)]
+    args = [
+        "valgrind",
+        "--tool=callgrind",
+        "--instr-atstart=no",
+        f"--callgrind-out-file={out}",
+        sys.executable,
+        "-m",
+        "app",
+        "serve",
+        "--config",
+        str(config_path),
+        "--host",
+        LOOPBACK,
+        "--port",
+        str(port),
+    ]
     proc = ManagedProcess(args, logs / "gateway.log", env={"MCP_GATEWAY_METRICS_PORT": str(free_port())}, cwd=src).start()
     base = f"http://{LOOPBACK}:{port}"
     proc.wait_ready(lambda: http_status(f"{base}/readyz") == 200, VALGRIND_START_TIMEOUT, f"gateway not ready at {base}/readyz")
@@ -71,7 +85,7 @@ async def measure(url: str, pid: int, warmup: int, calls: int) -> None:
         for _ in range(calls):
             await worker.call()
         collect(pid, False)
-        subprocess.run(["callgrind_control", "--dump", str(pid)], check=True, capture_output=True)
+        subprocess.run(["callgrind_control", "--dump", str(pid)], check=True, capture_output=True)  # noqa: ASYNC221 (the measured loop is over)
     finally:
         await worker.close()
 
@@ -108,8 +122,10 @@ def main() -> int:
         for proc in reversed(procs):
             proc.stop()
     instructions = total_instructions(out)
-    print(f"gateway from {args.gateway_src.resolve()}: {instructions / args.calls / 1e6:.3f} M instructions per "
-          f"tools/call ({args.calls} calls, {instructions:,} Ir)")
+    print(
+        f"gateway from {args.gateway_src.resolve()}: {instructions / args.calls / 1e6:.3f} M instructions per "
+        f"tools/call ({args.calls} calls, {instructions:,} Ir)"
+    )
     return 0
 
 

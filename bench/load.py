@@ -32,12 +32,17 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.measure import percentile  # noqa: E402
-from tests.support import RedisServer, start_backend, start_gateway  # noqa: E402
+from bench.measure import percentile
+from tests.support import RedisServer, start_backend, start_gateway
 
 API_KEY = "bench-load-key"
 VERSION = "2025-11-25"
-INIT = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "load", "version": "1"}}}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "initialize",
+    "params": {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "load", "version": "1"}},
+}
 HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json", "authorization": f"Bearer {API_KEY}"}
 
 
@@ -78,7 +83,7 @@ async def ws_session(url: str, deadline: float, interval: float, stats: Stats, o
                 else:
                     stats.error(f"websocket: {answer.get('error', answer)}"[:120])
                 await asyncio.sleep(max(0.0, interval - (time.perf_counter() - started)))
-    except Exception as exc:  # noqa: BLE001 - every failure is a reported error
+    except Exception as exc:
         stats.error(f"websocket connection: {type(exc).__name__}: {exc}"[:120])
 
 
@@ -89,7 +94,7 @@ async def http_client(urls: list[str], deadline: float, interval: float, stats: 
             init = await client.post(urls[0], content=orjson.dumps(INIT), headers=HEADERS)
             headers = {**HEADERS, "mcp-session-id": init.headers["mcp-session-id"], "mcp-protocol-version": VERSION}
             await client.post(urls[0], content=b'{"jsonrpc":"2.0","method":"notifications/initialized"}', headers=headers)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             stats.error(f"http initialize: {type(exc).__name__}")
             return
         request_id = 0
@@ -97,13 +102,15 @@ async def http_client(urls: list[str], deadline: float, interval: float, stats: 
             request_id += 1
             started = time.perf_counter()
             try:
-                response = await client.post(urls[request_id % 2], content=orjson.dumps(call(request_id, f"h{request_id}")), headers=headers)
+                response = await client.post(
+                    urls[request_id % 2], content=orjson.dumps(call(request_id, f"h{request_id}")), headers=headers
+                )
                 answer = last_message(response)
                 if response.status_code == 200 and answer.get("result", {}).get("content", [{}])[0].get("text") == f"h{request_id}":
                     stats.latencies["http"].append(time.perf_counter() - started)
                 else:
                     stats.error(f"http {response.status_code}: {answer.get('error', answer)}"[:120])
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 stats.error(f"http: {type(exc).__name__}")
             await asyncio.sleep(max(0.0, interval - (time.perf_counter() - started)))
 
@@ -121,7 +128,10 @@ async def run(args: argparse.Namespace, gateways: list[str]) -> Stats:
     ws_urls = [g.replace("http://", "ws://") + "/ws" for g in gateways]
     mcp_urls = [g + "/mcp" for g in gateways]
     tasks = [ws_session(ws_urls[i % 2], deadline, args.ws_interval, stats, args.ws_interval * i / args.ws) for i in range(args.ws)]
-    tasks += [http_client(mcp_urls[i % 2 :] + mcp_urls[: i % 2], deadline, args.http_interval, stats, args.http_interval * i / args.http) for i in range(args.http)]
+    tasks += [
+        http_client(mcp_urls[i % 2 :] + mcp_urls[: i % 2], deadline, args.http_interval, stats, args.http_interval * i / args.http)
+        for i in range(args.http)
+    ]
     await asyncio.gather(*tasks)
     return stats
 
@@ -166,7 +176,9 @@ def main() -> int:
     print(f"{args.ws} WebSocket sessions + {args.http} HTTP clients, {elapsed:.0f} s, 2 replicas on one Redis, auth + rate limits on")
     print(f"{'edge':10} {'calls':>7} {'calls/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for edge, values in stats.latencies.items():
-        print(f"{edge:10} {len(values):7d} {len(values) / elapsed:8.1f} {statistics.median(values) * 1000 if values else float('nan'):8.2f} {percentile_ms(values, 0.99):8.2f}")
+        print(
+            f"{edge:10} {len(values):7d} {len(values) / elapsed:8.1f} {statistics.median(values) * 1000 if values else float('nan'):8.2f} {percentile_ms(values, 0.99):8.2f}"
+        )
     print(f"peak RSS per replica (VmHWM): {', '.join(f'{m:.1f} MiB' for m in rss)}")
     print(f"errors: {total_errors}   [goal: zero: {'MET' if total_errors == 0 else 'MISSED'}]")
     for what, count in sorted(stats.errors.items(), key=lambda kv: -kv[1])[:10]:

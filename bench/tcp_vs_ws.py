@@ -57,7 +57,8 @@ def start_all(logs: Path, log_level: str, procs: list[ManagedProcess]) -> tuple[
     port = free_port()
     backend = ManagedProcess(
         [sys.executable, str(ROOT / "bench" / "echo_server.py"), "--host", LOOPBACK, "--port", str(port), "--json-response"],
-        logs / "backend.log", cwd=ROOT,
+        logs / "backend.log",
+        cwd=ROOT,
     ).start()
     procs.append(backend)
     backend_url = f"http://{LOOPBACK}:{port}/mcp"
@@ -66,13 +67,19 @@ def start_all(logs: Path, log_level: str, procs: list[ManagedProcess]) -> tuple[
     port = free_port()
     config = logs / "gateway.yaml"
     # Rate limits off: the benchmark measures transport cost, not the limiter's budget.
-    config.write_text(yaml.safe_dump({
-        "rate_limits": {"enabled": False},
-        "namespaces": {NAMESPACE: {"backends": [{"name": "bench-1", "url": backend_url}]}},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "rate_limits": {"enabled": False},
+                "namespaces": {NAMESPACE: {"backends": [{"name": "bench-1", "url": backend_url}]}},
+            }
+        )
+    )
     gateway = ManagedProcess(
         [sys.executable, "-m", "app", "serve", "--config", str(config), "--host", LOOPBACK, "--port", str(port), "--log-level", log_level],
-        logs / "gateway.log", env={"MCP_GATEWAY_METRICS_PORT": "0"}, cwd=ROOT,
+        logs / "gateway.log",
+        env={"MCP_GATEWAY_METRICS_PORT": "0"},
+        cwd=ROOT,
     ).start()
     procs.append(gateway)
     base = f"http://{LOOPBACK}:{port}"
@@ -81,9 +88,21 @@ def start_all(logs: Path, log_level: str, procs: list[ManagedProcess]) -> tuple[
 
     port = free_port()
     bridge = ManagedProcess(
-        [sys.executable, "-m", "app.tcp_bridge", "--listen", f"{LOOPBACK}:{port}", "--gateway", ws_url, "--metrics-port", "0",
-         "--log-level", log_level],
-        logs / "bridge.log", cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "app.tcp_bridge",
+            "--listen",
+            f"{LOOPBACK}:{port}",
+            "--gateway",
+            ws_url,
+            "--metrics-port",
+            "0",
+            "--log-level",
+            log_level,
+        ],
+        logs / "bridge.log",
+        cwd=ROOT,
     ).start()
     procs.append(bridge)
     bridge.wait_ready(lambda: tcp_accepts(LOOPBACK, port), START_TIMEOUT, "bridge did not listen")
@@ -92,8 +111,12 @@ def start_all(logs: Path, log_level: str, procs: list[ManagedProcess]) -> tuple[
 
 
 # -- the two kinds of worker -----------------------------------------------------------------------
-INIT = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
-        "params": {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "initialize",
+    "params": {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}},
+}
 
 
 class CallFailed(RuntimeError):
@@ -136,7 +159,9 @@ class WsWorker:
         future: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
         self.waiting[request_id] = future
         await self.ws.send(
-            orjson.dumps({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": TOOL, "arguments": {"text": self.text}}}),
+            orjson.dumps(
+                {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": TOOL, "arguments": {"text": self.text}}}
+            ),
             text=True,
         )
         check(await future, self.text)
@@ -179,7 +204,12 @@ class Result:
 
 
 async def run_case(
-    transport: str, make: Callable[[int], WsWorker | TcpWorker], concurrency: int, pipeline: int, warmup: float, duration: float,
+    transport: str,
+    make: Callable[[int], WsWorker | TcpWorker],
+    concurrency: int,
+    pipeline: int,
+    warmup: float,
+    duration: float,
     pids: dict[str, int],
 ) -> Result:
     workers = [make(i) for i in range(concurrency)]
@@ -222,8 +252,14 @@ async def run_case(
         raise CallFailed(f"{transport} c={concurrency}: no call completed")
     ordered = sorted(latencies)
     return Result(
-        transport, concurrency, pipeline, len(ordered), round(elapsed, 3), len(ordered) / elapsed,
-        statistics.median(ordered) * 1000, percentile(ordered, 0.99) * 1000,
+        transport,
+        concurrency,
+        pipeline,
+        len(ordered),
+        round(elapsed, 3),
+        len(ordered) / elapsed,
+        statistics.median(ordered) * 1000,
+        percentile(ordered, 0.99) * 1000,
         {name: round(seconds * 1000 / len(ordered), 3) for name, seconds in cpu.items()},
     )
 
@@ -239,8 +275,11 @@ async def bench(args: argparse.Namespace, ws_url: str, bridge: tuple[str, int], 
             order = ("ws", "tcp") if round_number % 2 == 0 else ("tcp", "ws")
             for transport in order:
                 result = await run_case(transport, makers[transport], c, args.pipeline, args.warmup, args.duration, pids)
-                print(f"  {transport:<4} c={c:<3} x{args.pipeline}  {result.throughput:8.0f} calls/s  p50 {result.p50_ms:6.2f} ms  "
-                      f"p99 {result.p99_ms:6.2f} ms", flush=True)
+                print(
+                    f"  {transport:<4} c={c:<3} x{args.pipeline}  {result.throughput:8.0f} calls/s  p50 {result.p50_ms:6.2f} ms  "
+                    f"p99 {result.p99_ms:6.2f} ms",
+                    flush=True,
+                )
                 results.append(result)
     return results
 
@@ -255,7 +294,9 @@ def summarize(results: list[Result]) -> list[dict[str, object]]:
                 "throughput": round(statistics.mean(r.throughput for r in mine), 1),
                 "p50_ms": round(statistics.mean(r.p50_ms for r in mine), 3),
                 "p99_ms": round(statistics.mean(r.p99_ms for r in mine), 3),
-                "cpu_ms_per_call": {k: round(statistics.mean(r.cpu_ms_per_call.get(k, 0) for r in mine), 3) for k in mine[0].cpu_ms_per_call},
+                "cpu_ms_per_call": {
+                    k: round(statistics.mean(r.cpu_ms_per_call.get(k, 0) for r in mine), 3) for k in mine[0].cpu_ms_per_call
+                },
             }
         rows.append(row)
     return rows
@@ -263,10 +304,14 @@ def summarize(results: list[Result]) -> list[dict[str, object]]:
 
 def print_report(rows: list[dict[str, object]], args: argparse.Namespace, load: tuple[float, float]) -> None:
     print()
-    print(f"tools/call echo through the gateway: {args.duration:g} s per case after {args.warmup:g} s warm-up, "
-          f"{args.rounds} round(s) alternating, {args.pipeline} call(s) in flight per connection")
-    print(f"machine: {os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}, "
-          f"load average before {load[0]:.2f} / after {load[1]:.2f}")
+    print(
+        f"tools/call echo through the gateway: {args.duration:g} s per case after {args.warmup:g} s warm-up, "
+        f"{args.rounds} round(s) alternating, {args.pipeline} call(s) in flight per connection"
+    )
+    print(
+        f"machine: {os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}, "
+        f"load average before {load[0]:.2f} / after {load[1]:.2f}"
+    )
     head = f"{'c':>4}  {'transport':<9} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8}   CPU ms per call"
     print(head)
     print("-" * (len(head) + 50))
@@ -276,8 +321,10 @@ def print_report(rows: list[dict[str, object]], args: argparse.Namespace, load: 
             cpu = "  ".join(f"{k} {v:.2f}" for k, v in r["cpu_ms_per_call"].items())  # type: ignore[index]
             print(f"{row['concurrency']:>4}  {transport:<9} {r['throughput']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}   {cpu}")  # type: ignore[index]
         ws, tcp = row["ws"], row["tcp"]  # type: ignore[index]
-        print(f"      tcp/ws: throughput {tcp['throughput'] / ws['throughput']:.0%}, "  # type: ignore[index]
-              f"p50 {tcp['p50_ms'] - ws['p50_ms']:+.2f} ms, p99 {tcp['p99_ms'] - ws['p99_ms']:+.2f} ms")  # type: ignore[index]
+        print(
+            f"      tcp/ws: throughput {tcp['throughput'] / ws['throughput']:.0%}, "  # type: ignore[index]
+            f"p50 {tcp['p50_ms'] - ws['p50_ms']:+.2f} ms, p99 {tcp['p99_ms'] - ws['p99_ms']:+.2f} ms"
+        )  # type: ignore[index]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -303,8 +350,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     try:
         pids, ws_url, bridge = start_all(logs, args.log_level, procs)
-        print(f"gateway {ws_url} (pid {pids['gateway']}), bridge {bridge[0]}:{bridge[1]} (pid {pids['bridge']}), "
-              f"backend pid {pids['backend']}", flush=True)
+        print(
+            f"gateway {ws_url} (pid {pids['gateway']}), bridge {bridge[0]}:{bridge[1]} (pid {pids['bridge']}), "
+            f"backend pid {pids['backend']}",
+            flush=True,
+        )
         budget = (args.warmup + args.duration + 20) * 2 * args.rounds * len(args.levels) + 30
         try:
             import uvloop
@@ -317,9 +367,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = summarize(results)
         print_report(rows, args, (load_before, os.getloadavg()[0]))
         if args.json_out:
-            Path(args.json_out).write_text(json.dumps(
-                {"settings": {k: v for k, v in vars(args).items() if k != "json_out"}, "cpus": os.cpu_count(),
-                 "results": [asdict(r) for r in results], "summary": rows}, indent=2))
+            Path(args.json_out).write_text(
+                json.dumps(
+                    {
+                        "settings": {k: v for k, v in vars(args).items() if k != "json_out"},
+                        "cpus": os.cpu_count(),
+                        "results": [asdict(r) for r in results],
+                        "summary": rows,
+                    },
+                    indent=2,
+                )
+            )
         return 0
     except KeyboardInterrupt:
         return 130

@@ -27,7 +27,7 @@ sys.path.insert(0, {root!r})
 mode, n = {mode!r}, {n}
 if mode == "off":
     os.environ["OTEL_SDK_DISABLED"] = "true"
-from app.logs import configure
+from app.telemetry.logs import configure
 configure("WARNING" if mode in ("off", "no-log") else "INFO")
 logging.getLogger().handlers[0].stream = open(os.devnull, "w")
 from app import telemetry
@@ -87,17 +87,26 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="requests per trial (default 2000)")
     args = parser.parse_args()
-    print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; main-thread CPU per request, best / median of 7 trials of {args.requests}")
+    print(
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; main-thread CPU per request, best / median of 7 trials of {args.requests}"
+    )
     results = {}
     for mode, what in MODES.items():
-        out = subprocess.run([sys.executable, "-c", TRIAL.format(root=str(ROOT), mode=mode, n=args.requests)],
-                             capture_output=True, text=True, cwd=ROOT, check=True).stdout.split()
+        out = subprocess.run(
+            [sys.executable, "-c", TRIAL.format(root=str(ROOT), mode=mode, n=args.requests)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=True,
+        ).stdout.split()
         results[mode] = (float(out[0]), float(out[1]))
         print(f"  {mode:<17} {results[mode][0]:7.1f} / {results[mode][1]:7.1f} µs   {what}")
     best = {mode: value[0] for mode, value in results.items()}
-    print(f"\ntelemetry adds {best['on'] - best['off']:.0f} µs of CPU per request: the two circuit-breaker spans "
-          f"{best['on'] - best['no-breaker-spans']:.0f} µs, the log line {best['on'] - best['no-log']:.0f} µs, the rest "
-          f"(server and backend.call spans, context, metrics) {best['no-breaker-spans'] + best['no-log'] - best['on'] - best['off']:.0f} µs")
+    print(
+        f"\ntelemetry adds {best['on'] - best['off']:.0f} µs of CPU per request: the two circuit-breaker spans "
+        f"{best['on'] - best['no-breaker-spans']:.0f} µs, the log line {best['on'] - best['no-log']:.0f} µs, the rest "
+        f"(server and backend.call spans, context, metrics) {best['no-breaker-spans'] + best['no-log'] - best['on'] - best['off']:.0f} µs"
+    )
     return 0
 
 

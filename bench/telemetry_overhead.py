@@ -18,7 +18,7 @@ The load goes to one gateway at a time, in short windows that rotate over the mo
 rounds of `--window` seconds each), so whatever else the machine does falls on every mode alike;
 sessions stay open across windows. Reported per mode: throughput, p50/p99 latency, and the
 gateway's CPU per call (from /proc), the most direct measure of the cost. The overhead is
-1 - throughput(mode) / throughput(off); the issue's goal is under 15 %.
+1 - throughput(mode) / throughput(off); the goal is under 15 % (docs/telemetry.md, "Cost").
 """
 
 from __future__ import annotations
@@ -88,8 +88,12 @@ class Worker:
         self.next_id = 0
 
     async def open(self) -> None:
-        init = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
-                "params": {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}
+        init = {
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "initialize",
+            "params": {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}},
+        }
         response = await self.client.post(self.url, content=orjson.dumps(init), headers=self.headers)
         response.raise_for_status()
         self.headers["mcp-session-id"] = response.headers["mcp-session-id"]
@@ -97,7 +101,12 @@ class Worker:
 
     async def call(self) -> None:
         self.next_id += 1
-        body = {"jsonrpc": "2.0", "id": self.next_id, "method": "tools/call", "params": {"name": "bench__echo", "arguments": {"text": self.text}}}
+        body = {
+            "jsonrpc": "2.0",
+            "id": self.next_id,
+            "method": "tools/call",
+            "params": {"name": "bench__echo", "arguments": {"text": self.text}},
+        }
         response = await self.client.post(self.url, content=orjson.dumps(body), headers=self.headers)
         if response.status_code != 200 or self.text.encode() not in response.content:
             raise RuntimeError(f"bad answer: HTTP {response.status_code} {response.text[:300]}")
@@ -180,12 +189,17 @@ def start_gateway(mode: str, backend_url: str, otlp_endpoint: str, logs: Path) -
     port, metrics_port = free_port(), free_port()
     config = logs / f"gateway-{mode}.yaml"
     # Rate limits off: the load would exceed the default per-address budget in seconds.
-    config.write_text(yaml.safe_dump({"rate_limits": {"enabled": False},
-                                      "namespaces": {"bench": {"backends": [{"name": "bench-1", "url": backend_url}]}}}))
+    config.write_text(
+        yaml.safe_dump(
+            {"rate_limits": {"enabled": False}, "namespaces": {"bench": {"backends": [{"name": "bench-1", "url": backend_url}]}}}
+        )
+    )
     env, level = gateway_env(mode, otlp_endpoint, metrics_port)
     proc = ManagedProcess(
         [sys.executable, "-m", "app", "serve", "--config", config, "--host", LOOPBACK, "--port", port, "--log-level", level],
-        logs / f"gateway-{mode}.log", env=env, cwd=ROOT,
+        logs / f"gateway-{mode}.log",
+        env=env,
+        cwd=ROOT,
     ).start()
     wait_ready(proc, f"http://{LOOPBACK}:{port}/readyz", 200)
     return proc, f"http://{LOOPBACK}:{port}/mcp", f"http://{LOOPBACK}:{metrics_port}/metrics" if mode != "off" else None
@@ -200,7 +214,7 @@ async def run(args: argparse.Namespace, gateways: dict[str, tuple[ManagedProcess
             await window(workers[mode], args.window, gateways[mode][0].pid or 0, Tally(mode))  # warm-up, not counted
         modes = list(gateways)
         for rnd in range(args.windows):
-            for mode in modes[rnd % len(modes):] + modes[: rnd % len(modes)]:  # rotate who goes first
+            for mode in modes[rnd % len(modes) :] + modes[: rnd % len(modes)]:  # rotate who goes first
                 await window(workers[mode], args.window, gateways[mode][0].pid or 0, tallies[mode])
             line = "  ".join(f"{m} {tallies[m].windows[-1]:5.0f}/s" for m in modes)
             print(f"  window {rnd + 1:>2}: {line}", flush=True)
@@ -223,14 +237,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     try:
         backend_port = free_port()
-        backend = ManagedProcess([sys.executable, str(ROOT / "bench" / "echo_server.py"), "--host", LOOPBACK, "--port", str(backend_port)],
-                                 logs / "backend.log", cwd=ROOT).start()
+        backend = ManagedProcess(
+            [sys.executable, str(ROOT / "bench" / "echo_server.py"), "--host", LOOPBACK, "--port", str(backend_port)],
+            logs / "backend.log",
+            cwd=ROOT,
+        ).start()
         procs.append(backend)
         backend_url = f"http://{LOOPBACK}:{backend_port}/mcp"
         wait_ready(backend, backend_url)
         receiver = ManagedProcess([sys.executable, "-c", RECEIVER.format(root=str(ROOT))], logs / "receiver.log", cwd=ROOT).start()
         procs.append(receiver)
-        endpoint = receiver.wait_ready(lambda: next((line for line in receiver.read_log().splitlines() if line.startswith("http://")), None), 30, "OTLP receiver")
+        endpoint = receiver.wait_ready(
+            lambda: next((line for line in receiver.read_log().splitlines() if line.startswith("http://")), None), 30, "OTLP receiver"
+        )
         gateways: dict[str, tuple[ManagedProcess, str]] = {}
         scrape_urls = []
         for mode in modes:
@@ -238,12 +257,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             procs.append(proc)
             gateways[mode] = (proc, url)
             scrape_urls += [metrics_url] if metrics_url else []
-        print(f"{os.cpu_count()} CPUs, load {load_before:.2f}; concurrency {args.concurrency}; {args.windows} rounds of "
-              f"{args.window:g} s windows over {', '.join(modes)}; backend {backend_url}; OTLP receiver {endpoint}", flush=True)
+        print(
+            f"{os.cpu_count()} CPUs, load {load_before:.2f}; concurrency {args.concurrency}; {args.windows} rounds of "
+            f"{args.window:g} s windows over {', '.join(modes)}; backend {backend_url}; OTLP receiver {endpoint}",
+            flush=True,
+        )
         with Scraper(scrape_urls) as scraper:
             tallies = asyncio.run(run(args, gateways))
         summary: dict[str, dict[str, float]] = {}
-        print(f"\n{'mode':<8}{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'gateway CPU ms/call':>22}   (load {load_before:.2f} -> {os.getloadavg()[0]:.2f}; {scraper.count} scrapes)")
+        print(
+            f"\n{'mode':<8}{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'gateway CPU ms/call':>22}   (load {load_before:.2f} -> {os.getloadavg()[0]:.2f}; {scraper.count} scrapes)"
+        )
         for mode in modes:
             t = tallies[mode]
             ordered = sorted(t.latencies)
@@ -260,14 +284,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             for mode in (m for m in modes if m != "off"):
                 cost = 1 - summary[mode]["throughput"] / summary["off"]["throughput"]
                 cpu = summary[mode]["gateway_cpu_ms_per_call"] / summary["off"]["gateway_cpu_ms_per_call"] - 1
-                wins = sum(a < b for a, b in zip(tallies[mode].windows, tallies["off"].windows))
+                wins = sum(a < b for a, b in zip(tallies[mode].windows, tallies["off"].windows, strict=False))
                 summary[mode]["overhead"] = cost
-                print(f"telemetry {mode}: throughput cost {cost:.1%} (slower than off in {wins} of {args.windows} windows), "
-                      f"gateway CPU per call {cpu:+.1%}   [goal < {GOAL_OVERHEAD:.0%}: {'MET' if cost < GOAL_OVERHEAD else 'MISSED'}]")
+                print(
+                    f"telemetry {mode}: throughput cost {cost:.1%} (slower than off in {wins} of {args.windows} windows), "
+                    f"gateway CPU per call {cpu:+.1%}   [goal < {GOAL_OVERHEAD:.0%}: {'MET' if cost < GOAL_OVERHEAD else 'MISSED'}]"
+                )
         if args.json_out:
-            Path(args.json_out).write_text(json.dumps({"settings": vars(args), "load_before": load_before,
-                                                       "tallies": {m: {**asdict(t), "latencies": None} for m, t in tallies.items()},
-                                                       "summary": summary}, indent=2))
+            Path(args.json_out).write_text(
+                json.dumps(
+                    {
+                        "settings": vars(args),
+                        "load_before": load_before,
+                        "tallies": {m: {**asdict(t), "latencies": None} for m, t in tallies.items()},
+                        "summary": summary,
+                    },
+                    indent=2,
+                )
+            )
         return 0
     finally:
         for proc in reversed(procs):

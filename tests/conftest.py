@@ -1,6 +1,8 @@
-"""Fixtures starting the real parts tests talk to: Redis, MCP backends and the gateway, all on loopback.
+"""Fixtures shared by every tier: Redis, MCP backends and the gateway as real processes on loopback,
+and the tier markers.
 
-The factories are synchronous (they block while a process starts); in an async test call
+Each test is marked with its tier (`unit`, `integration`, `ops`) from the folder it sits in, so
+`scripts/test -m unit` runs the in-process tier alone. The process factories are synchronous (they block while a process starts); in an async test call
 them before opening clients, or through `anyio.to_thread.run_sync`.
 """
 
@@ -12,8 +14,26 @@ from typing import Any
 
 import pytest
 
-from tests.support import Backend, GatewayProc, ManagedProcess, RedisServer, start_backend, start_gateway
+from tests.support import (
+    Backend,
+    GatewayProc,
+    ManagedProcess,
+    RedisServer,
+    start_backend,
+    start_gateway,
+)
 from tests.support.backends import NetworkTransport
+
+TIERS = ("unit", "integration", "ops")
+_TESTS_DIR = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with the tier named by its folder under tests/ (markers are in pyproject.toml)."""
+    for item in items:
+        path = item.path.resolve()
+        if _TESTS_DIR in path.parents and (tier := path.relative_to(_TESTS_DIR).parts[0]) in TIERS:
+            item.add_marker(tier)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

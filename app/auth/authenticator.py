@@ -18,10 +18,10 @@ from typing import Any
 import jwt
 
 from app import telemetry
-from app.auth.config import HMAC_ALGORITHMS, AuthConfig, JwtConfig
 from app.auth.jwks import JwksCache, JwksUnavailable
 from app.auth.principal import ANONYMOUS, Principal
-from app.jsonrpc import ErrorCode, GatewayError
+from app.config.auth import HMAC_ALGORITHMS, AuthConfig, JwtConfig
+from app.core.jsonrpc import ErrorCode, GatewayError
 
 log = logging.getLogger("mcp_gateway.auth")
 
@@ -52,9 +52,7 @@ def _scopes(claims: Mapping[str, Any], claim: str) -> frozenset[str]:
 class JwtVerifier:
     def __init__(self, config: JwtConfig, environ: Mapping[str, str]):
         self.config = config
-        self.jwks = (
-            JwksCache(config.jwks_url, config.jwks_cache_seconds, config.jwks_min_refresh_seconds) if config.jwks_url else None
-        )
+        self.jwks = JwksCache(config.jwks_url, config.jwks_cache_seconds, config.jwks_min_refresh_seconds) if config.jwks_url else None
         self.static_key: Any = None
         if set(config.algorithms) <= HMAC_ALGORITHMS:
             secret = environ.get(config.secret_env or "")
@@ -140,17 +138,17 @@ class Authenticator:
                 principal = await self._verify(headers)
             except AuthFailure as failure:
                 telemetry.auth_attempt(failure.credential, "failure")
-                # The operations guide's "Authentication failures" query looks for exactly this
+                # The "Authentication failures" query (docs/operations.md) looks for exactly this
                 # line: level error, this message, and the request's user (the caller is not
                 # known, so `anonymous` under the user-label rule; absent with `off`).
                 fields = {"auth_type": failure.credential, "error": failure.message}
-                user = telemetry.instruments().user(ANONYMOUS)
+                user = telemetry.current_instruments().user(ANONYMOUS)
                 if user is not None:
                     fields["user"] = user
                 log.error("authentication failed", extra=fields)
                 raise
             telemetry.auth_attempt(principal.kind, "success")
-            user = telemetry.instruments().user(principal)
+            user = telemetry.current_instruments().user(principal)
             if user is not None:
                 span.set_attribute("user", user)
             return principal

@@ -45,7 +45,10 @@ class JwksCache:
         except FETCH_ERRORS as exc:
             # The URL is not logged: identity providers sometimes put credentials in it.
             status = getattr(getattr(exc, "response", None), "status_code", None)
-            log.warning("JWKS refresh failed; keeping the last good keys", extra={"error": f"HTTP {status}" if status else type(exc).__name__, "keys": len(self._keys)})
+            log.warning(
+                "JWKS refresh failed; keeping the last good keys",
+                extra={"error": f"HTTP {status}" if status else type(exc).__name__, "keys": len(self._keys)},
+            )
             raise
         finally:
             self._attempted_at = time.monotonic()

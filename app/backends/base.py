@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
-from app import jsonrpc
-from app.breaker import CircuitBreaker
 from app.config import BackendConfig
-from app.jsonrpc import ErrorCode, GatewayError, Message
+from app.core import jsonrpc
+from app.core.events import Event
+from app.core.jsonrpc import ErrorCode, GatewayError, Message
+from app.pipeline.breaker import CircuitBreaker
 
 #: How much of a backend's own words (an invalid message's complaint) an error may quote.
 MAX_REASON_CHARS = 200
-
-
-@dataclass(frozen=True)
-class Event:
-    """One message from upstream, with its SSE event id and `retry` hint when it came over SSE."""
-
-    message: Message | None
-    event_id: str | None = None
-    retry: int | None = None
-    #: The replica that sent it: a server-to-client request's answer must go back there.
-    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,9 +50,7 @@ class UpstreamSessionGone(Exception):
 class BackendFailure(GatewayError):
     """The backend could not be reached or did not answer in time."""
 
-    def __init__(
-        self, namespace: str, backend: str, reason: str, timeout: bool = False, connect: bool = False, trips: bool = True
-    ):
+    def __init__(self, namespace: str, backend: str, reason: str, timeout: bool = False, connect: bool = False, trips: bool = True):
         code = ErrorCode.BACKEND_TIMEOUT if timeout else ErrorCode.BACKEND_UNAVAILABLE
         what = "timed out" if timeout else "is unavailable"
         super().__init__(
@@ -134,7 +122,7 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def request(
         self, session_id: str | None, protocol_version: str | None, message: Message, headers: dict[str, str], owner: str
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Send a request; yield what the backend sends for it, ending with its response."""
 
     @abc.abstractmethod
@@ -148,13 +136,12 @@ class Backend(abc.ABC):
     ) -> None:
         """Send a notification or a response (to a server-to-client request)."""
 
-    async def listen(
-        self, session_id: str | None, protocol_version: str | None, last_event_id: str | None
-    ) -> AsyncIterator[Event]:
+    async def listen(self, session_id: str | None, protocol_version: str | None, last_event_id: str | None) -> AsyncGenerator[Event, None]:
         """The backend's standalone stream (HTTP GET), opening with a message-less event once it is
         connected. Connection-scoped transports have none: their unsolicited messages reach
         sessions through the gateway's hub instead."""
-        for event in ():
+        nothing: tuple[Event, ...] = ()
+        for event in nothing:
             yield event
 
     async def end_session(self, session_id: str | None, protocol_version: str | None) -> None:

@@ -16,17 +16,25 @@ in between (SSE keep-alive comments do not count).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
 import aiohttp
 
-from app import jsonrpc
-from app.backends.base import MAX_REASON_CHARS, Backend, BackendFailure, Event, Handshake, Opened, UpstreamSessionGone
+from app.backends.base import (
+    MAX_REASON_CHARS,
+    Backend,
+    BackendFailure,
+    Handshake,
+    Opened,
+    UpstreamSessionGone,
+)
 from app.backends.sse import SseParser
 from app.config import BackendConfig
-from app.jsonrpc import Message
+from app.core import jsonrpc
+from app.core.events import Event
+from app.core.jsonrpc import Message
 
 ACCEPT_BOTH = "application/json, text/event-stream"
 #: Largest single message (JSON body or SSE event) accepted from a backend.
@@ -95,14 +103,14 @@ class HttpBackend(Backend):
             raise self.failure(reason, timeout=True, connect=True) from None
         except (aiohttp.ClientConnectorError, aiohttp.InvalidURL) as exc:
             raise self.failure(f"cannot connect ({type(exc).__name__})", connect=True) from None
-        except (aiohttp.SocketTimeoutError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.SocketTimeoutError):
             raise self.failure(f"no answer within {self.config.timeout_seconds:g}s", timeout=True) from None
         except aiohttp.ClientError as exc:
             # Possibly received (the connection broke before an answer): never silently resent.
             raise self.failure(f"connection broke ({type(exc).__name__})") from None
         try:
             yield response
-        except (aiohttp.SocketTimeoutError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.SocketTimeoutError):
             raise self.failure(f"no answer within {self.config.timeout_seconds:g}s", timeout=True) from None
         except (aiohttp.ClientError, ValueError) as exc:
             raise self.failure(f"connection broke ({type(exc).__name__}: {exc})") from None
@@ -132,7 +140,7 @@ class HttpBackend(Backend):
         """The backend is well, the answer too big: not counted against its breaker."""
         return self.failure(f"answer exceeds {MAX_MESSAGE_BYTES} bytes", trips=False)
 
-    async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[Event]:
+    async def _events(self, response: aiohttp.ClientResponse) -> AsyncGenerator[Event, None]:
         """The messages of a JSON or SSE answer, as they arrive."""
         content_type = response.headers.get("content-type", "")
         if content_type.startswith("application/json"):
@@ -150,7 +158,7 @@ class HttpBackend(Backend):
         elif response.status != 202:
             raise self.failure(f"unexpected content type {content_type[:MAX_REASON_CHARS]!r}")
 
-    async def _answer(self, response: aiohttp.ClientResponse, request_id: Any) -> AsyncIterator[Event]:
+    async def _answer(self, response: aiohttp.ClientResponse, request_id: Any) -> AsyncGenerator[Event, None]:
         """What the backend sends for one request, ending with its response. Each next message
         must come within the call timeout: keep-alive comments and message-less events do not
         extend it. A response to any other id is the backend's failure, never relayed."""
@@ -178,7 +186,7 @@ class HttpBackend(Backend):
         """Read what is left of an answer so its connection returns to the pool."""
         try:
             await asyncio.wait_for(response.content.read(), DRAIN_SECONDS)
-        except (asyncio.TimeoutError, aiohttp.ClientError):
+        except (TimeoutError, aiohttp.ClientError):
             response.close()  # Still streaming: give this connection up rather than wait.
 
     async def open_session(self, handshake: Handshake, headers: dict[str, str]) -> Opened:
@@ -204,7 +212,7 @@ class HttpBackend(Backend):
 
     async def request(
         self, session_id: str | None, protocol_version: str | None, message: Message, headers: dict[str, str], owner: str
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         request_id = message.get("id")
         answered = resumable = False
         async with self._exchange("POST", self._headers(session_id, protocol_version, headers), jsonrpc.dumps(message)) as response:
@@ -234,9 +242,7 @@ class HttpBackend(Backend):
             await self._check_status(response, session_id)
             await self._finish(response)
 
-    async def listen(
-        self, session_id: str | None, protocol_version: str | None, last_event_id: str | None
-    ) -> AsyncIterator[Event]:
+    async def listen(self, session_id: str | None, protocol_version: str | None, last_event_id: str | None) -> AsyncGenerator[Event, None]:
         headers = self._headers(session_id, protocol_version, {"accept": "text/event-stream"})
         headers.pop("content-type")
         if last_event_id:
@@ -258,7 +264,7 @@ class HttpBackend(Backend):
         try:
             async with self.session.delete(self.url, headers=headers, timeout=aiohttp.ClientTimeout(total=5.0)) as response:
                 await response.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             pass  # The upstream session expires on its own; nothing is lost.
 
     async def close(self) -> None:

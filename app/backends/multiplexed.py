@@ -21,16 +21,24 @@ import abc
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
-from app import __version__, jsonrpc
-from app.background import BackgroundTasks
-from app.backends.base import MAX_REASON_CHARS, Backend, BackendFailure, Event, Handshake, Opened
-from app.jsonrpc import Message, RequestId
-from app.protocol import LATEST_VERSION
+from app import __version__
+from app.backends.base import (
+    MAX_REASON_CHARS,
+    Backend,
+    BackendFailure,
+    Handshake,
+    Opened,
+)
+from app.core import jsonrpc
+from app.core.background import BackgroundTasks
+from app.core.events import Event
+from app.core.jsonrpc import Message, RequestId
+from app.core.protocol import LATEST_VERSION
 
 log = logging.getLogger("mcp_gateway.backends")
 
@@ -87,7 +95,7 @@ class MultiplexedBackend(Backend, abc.ABC):
     def __init__(self, namespace: str, config: Any):
         super().__init__(namespace, config)
         self._calls: dict[int, _Call] = {}
-        self._upstream_ids: dict[tuple[str, RequestId], int] = {}
+        self._upstream_ids: dict[tuple[str, RequestId | None], int] = {}
         self._progress: dict[str, tuple[_Call, Any]] = {}
         self._ids = itertools.count(1)
         self._opened: Opened | None = None
@@ -123,7 +131,7 @@ class MultiplexedBackend(Backend, abc.ABC):
     async def _handshake(self) -> Opened:
         try:
             await self._connect()
-        except (OSError, asyncio.TimeoutError, ValueError) as exc:
+        except (TimeoutError, OSError, ValueError) as exc:
             raise self.failure(f"cannot connect ({type(exc).__name__}: {exc})", connect=True) from None
         self._reader = asyncio.create_task(self._read_loop(), name=f"read-{self.name}")
         request = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": GATEWAY_HANDSHAKE.initialize_params()}
@@ -154,13 +162,13 @@ class MultiplexedBackend(Backend, abc.ABC):
     # -- calls ------------------------------------------------------------------------------
     async def request(
         self, session_id: str | None, protocol_version: str | None, message: Message, headers: dict[str, str], owner: str
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         await self._ensure_open()
         async with aclosing(self._call(message, owner)) as events:
             async for event in events:
                 yield event
 
-    async def _call(self, message: Message, owner: str, timeout: float | None = None) -> AsyncIterator[Event]:
+    async def _call(self, message: Message, owner: str, timeout: float | None = None) -> AsyncGenerator[Event, None]:
         timeout = timeout or self.config.timeout_seconds
         upstream_id = next(self._ids)
         call = _Call(owner, message.get("id"))
@@ -178,7 +186,7 @@ class MultiplexedBackend(Backend, abc.ABC):
             while True:
                 try:
                     item = await asyncio.wait_for(call.queue.get(), timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     self._cancel_upstream(upstream_id, "gateway timeout")
                     raise self.failure(f"no answer within {timeout:g}s", timeout=True) from None
                 if isinstance(item, BaseException):
@@ -229,7 +237,7 @@ class MultiplexedBackend(Backend, abc.ABC):
         """Write to a connection that may already be gone; a failure is logged, never raised."""
         try:
             await self._write(jsonrpc.dumps(message))
-        except Exception:  # noqa: BLE001 - best effort by design
+        except Exception:
             log.warning("could not %s", what, extra={"namespace": self.namespace, "backend": self.name})
 
     # -- reading ----------------------------------------------------------------------------
@@ -238,7 +246,7 @@ class MultiplexedBackend(Backend, abc.ABC):
         try:
             while (raw := await self._read()) is not None:
                 self._receive(raw)
-        except Exception as exc:  # noqa: BLE001 - any read failure ends this connection
+        except Exception as exc:
             reason = f"connection lost ({type(exc).__name__})"
         finally:
             self._opened = None
@@ -253,17 +261,16 @@ class MultiplexedBackend(Backend, abc.ABC):
             message = self.decode(raw)
         except BackendFailure as failure:
             log.warning(
-                "backend sent an invalid message: %s", failure.message[:MAX_REASON_CHARS],
+                "backend sent an invalid message: %s",
+                failure.message[:MAX_REASON_CHARS],
                 extra={"namespace": self.namespace, "backend": self.name},
             )
             self._fail_named(raw, failure)
             return
         try:
             self._dispatch(message)
-        except Exception as exc:  # noqa: BLE001 - one odd message must not end the connection
-            log.warning(
-                "backend message not routed (%s)", type(exc).__name__, extra={"namespace": self.namespace, "backend": self.name}
-            )
+        except Exception as exc:
+            log.warning("backend message not routed (%s)", type(exc).__name__, extra={"namespace": self.namespace, "backend": self.name})
 
     def _fail_named(self, raw: bytes | str, failure: BackendFailure) -> None:
         """Fail the calls an invalid message answers (an object or an array of objects carrying

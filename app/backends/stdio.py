@@ -46,7 +46,8 @@ class StdioBackend(MultiplexedBackend):
         assert proc.stderr is not None
         while line := await proc.stderr.readline():
             log.info(
-                "backend stderr: %s", line.decode(errors="replace").rstrip()[:2000],
+                "backend stderr: %s",
+                line.decode(errors="replace").rstrip()[:2000],
                 extra={"namespace": self.namespace, "backend": self.name},
             )
 
@@ -73,10 +74,10 @@ class StdioBackend(MultiplexedBackend):
             proc.stdin.close()
         try:
             await asyncio.wait_for(proc.wait(), 2)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             os.killpg(proc.pid, signal.SIGTERM)
             try:
                 await asyncio.wait_for(proc.wait(), 2)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 os.killpg(proc.pid, signal.SIGKILL)
                 await proc.wait()

@@ -76,12 +76,12 @@ def websocket_app(server: FastMCP) -> Starlette:
 
     async def endpoint(websocket: WebSocket) -> None:
         try:
-            async with websocket_server(
-                websocket.scope, websocket.receive, websocket.send, server.settings.transport_security
-            ) as (read_stream, write_stream):
+            async with websocket_server(websocket.scope, websocket.receive, websocket.send, server.settings.transport_security) as (
+                read_stream,
+                write_stream,
+            ):
                 await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
         except ValueError:
             return  # Host/Origin rejected: the SDK has already refused the handshake.
 
     return Starlette(routes=[WebSocketRoute(MCP_PATH, endpoint)])
-

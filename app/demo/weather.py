@@ -11,7 +11,13 @@ from datetime import date, timedelta
 from typing import Annotated
 
 from mcp.server.fastmcp import FastMCP
-from mcp.types import Completion, CompletionArgument, CompletionContext, PromptReference, ResourceTemplateReference
+from mcp.types import (
+    Completion,
+    CompletionArgument,
+    CompletionContext,
+    PromptReference,
+    ResourceTemplateReference,
+)
 from pydantic import BaseModel, Field
 
 from app.demo.runner import main
@@ -60,9 +66,7 @@ def forecast(city: str, days: int, start: date | None = None) -> list[DayForecas
 
 
 @mcp.tool()
-def get_forecast(
-    city: str, days: Annotated[int, Field(ge=1, le=7, description="number of days, 1-7")] = 3
-) -> list[DayForecast]:
+def get_forecast(city: str, days: Annotated[int, Field(ge=1, le=7, description="number of days, 1-7")] = 3) -> list[DayForecast]:
     """Daily forecast for a city, starting today."""
     return forecast(city, days)
 
@@ -92,13 +96,11 @@ def city_conditions(name: str) -> str:
 @mcp.prompt()
 def forecast_summary(city: str) -> str:
     """Ask the model for a short, friendly summary of the forecast."""
-    days = "\n".join(
-        f"- {d.date}: {d.condition}, {d.low_c}-{d.high_c} °C, {d.precipitation_mm} mm" for d in forecast(city, 3)
-    )
+    days = "\n".join(f"- {d.date}: {d.condition}, {d.low_c}-{d.high_c} °C, {d.precipitation_mm} mm" for d in forecast(city, 3))
     return f"Summarise this 3-day forecast for {city} in two sentences for a traveller:\n{days}"
 
 
-@mcp.completion()
+@mcp.completion()  # type: ignore[untyped-decorator, no-untyped-call]  # the SDK leaves this decorator untyped
 async def complete(
     ref: PromptReference | ResourceTemplateReference, argument: CompletionArgument, context: CompletionContext | None
 ) -> Completion | None:

@@ -71,7 +71,7 @@ def load_dashboards(directory: Path) -> list[dict[str, Any]]:
         model = dict(model)
         model["id"] = None
         dashboards.append(model)
-    uids = [d.get("uid") for d in dashboards if d.get("uid")]
+    uids = [str(uid) for d in dashboards if (uid := d.get("uid"))]
     duplicates = sorted({uid for uid in uids if uids.count(uid) > 1})
     if duplicates:
         raise PublishError(f"{directory}: dashboards share the uid(s) {', '.join(duplicates)}")

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from app.jsonrpc import ErrorCode, GatewayError
+from app.core.jsonrpc import ErrorCode, GatewayError
 
 
 @dataclass(frozen=True)
@@ -69,11 +69,7 @@ class SessionRecord:
             client_info=orjson.loads(fields.get("client_info", "{}")),
             client_capabilities=orjson.loads(fields.get("client_capabilities", "{}")),
             created_at=float(fields.get("created_at", "0")),
-            upstreams={
-                key[3:]: UpstreamBinding.decode(value)
-                for key, value in fields.items()
-                if key.startswith("up:")
-            },
+            upstreams={key[3:]: UpstreamBinding.decode(value) for key, value in fields.items() if key.startswith("up:")},
         )
 
 

@@ -6,8 +6,12 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from app.state.base import SessionLimitReached, SessionRecord, StateStore, UpstreamBinding
-
+from app.state.base import (
+    SessionLimitReached,
+    SessionRecord,
+    StateStore,
+    UpstreamBinding,
+)
 
 #: Bound on remembered server-to-client requests; expired ones are swept when it is reached.
 MAX_PENDING = 10_000

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar, cast
 
 import orjson
 import redis
 import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError, NoPermissionError, RedisError
 
-from app.jsonrpc import ErrorCode, GatewayError
-from app.state.base import SessionLimitReached, SessionRecord, StateStore, UpstreamBinding
+from app.core.jsonrpc import ErrorCode, GatewayError
+from app.state.base import (
+    SessionLimitReached,
+    SessionRecord,
+    StateStore,
+    UpstreamBinding,
+)
 from app.telemetry import redis_operation
 
 PREFIX = "mcpgw:"
@@ -89,6 +94,7 @@ return 0
 
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class StateUnavailable(GatewayError):
@@ -103,9 +109,11 @@ class StateUnavailable(GatewayError):
         )
 
 
-def _unavailable_as_503(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+def _unavailable_as_503(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Redis and socket errors of a store method as `StateUnavailable`; the signature is kept."""
+
     @functools.wraps(method)
-    async def guarded(*args: Any, **kwargs: Any) -> T:
+    async def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await method(*args, **kwargs)
         except (RedisError, OSError) as exc:
@@ -116,7 +124,7 @@ def _unavailable_as_503(method: Callable[..., Awaitable[T]]) -> Callable[..., Aw
 
 def _pairs(flat: list[str]) -> dict[str, str]:
     """A hash as a script returns it (a flat list of names and values)."""
-    return dict(zip(flat[::2], flat[1::2]))
+    return dict(zip(flat[::2], flat[1::2], strict=False))
 
 
 def _session_key(session_id: str) -> str:
@@ -206,14 +214,15 @@ class RedisStore(StateStore):
     @redis_operation("take_expired")
     async def take_expired(self, limit: int) -> list[SessionRecord]:
         now = time.time()
-        expired = await self.client.zrangebyscore(SESSIONS_INDEX, "-inf", now, start=0, num=limit)
+        # Members only (no scores), decoded: the client was made with decode_responses=True.
+        expired = cast(list[str], await self.client.zrangebyscore(SESSIONS_INDEX, "-inf", now, start=0, num=limit))
         if not expired:
             return []
         async with self.client.pipeline(transaction=False) as pipe:
             for session_id in expired:
                 await self._claim(keys=[_session_key(session_id), SESSIONS_INDEX], args=[session_id, now], client=pipe)
             claimed = await pipe.execute()
-        records = [SessionRecord.from_fields(sid, _pairs(flat)) for sid, flat in zip(expired, claimed) if flat]
+        records = [SessionRecord.from_fields(sid, _pairs(flat)) for sid, flat in zip(expired, claimed, strict=False) if flat]
         async with self.client.pipeline(transaction=False) as pipe:
             for record in records:
                 pipe.zrem(_owner_key(record.principal), record.id)

@@ -103,7 +103,14 @@ class MCPBClient:
 
     @classmethod
     async def connect(
-        cls, host: str, port: int, *, layout: Layout = Layout.V1, auth_token: str | None = None, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES, timeout: float = 10.0
+        cls,
+        host: str,
+        port: int,
+        *,
+        layout: Layout = Layout.V1,
+        auth_token: str | None = None,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        timeout: float = 10.0,
     ) -> MCPBClient:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
         return cls(reader, writer, layout=layout, auth_token=auth_token, max_frame_bytes=max_frame_bytes)
@@ -143,7 +150,8 @@ class MCPBClient:
         finally:
             self.closed.set()
             error = self._closed_error()
-            for future in [*self._pending.values(), *self._health, *self._acks]:
+            waiting: list[asyncio.Future[Any]] = [*self._pending.values(), *self._health, *self._acks]
+            for future in waiting:
                 if not future.done():
                     future.set_exception(error)
             self._pending.clear()
@@ -213,7 +221,7 @@ class MCPBClient:
         await self.send_message({"jsonrpc": "2.0", "id": request_id, "result": result})
 
     async def initialize(self, capabilities: dict[str, Any] | None = None, client_name: str = "mcpb-client") -> dict[str, Any]:
-        result = await self.call(
+        result: dict[str, Any] = await self.call(
             "initialize",
             {"protocolVersion": PROTOCOL_VERSION, "capabilities": capabilities or {}, "clientInfo": {"name": client_name, "version": "1"}},
         )
@@ -227,9 +235,16 @@ class MCPBClient:
         await self.send_frame(FrameType.HEALTH_CHECK)
         return await asyncio.wait_for(future, timeout)
 
-    async def negotiate(self, supported: list[int] | None = None, *, min_version: int = 1, max_version: int = 1, timeout: float = 10.0) -> int:
+    async def negotiate(
+        self, supported: list[int] | None = None, *, min_version: int = 1, max_version: int = 1, timeout: float = 10.0
+    ) -> int:
         supported = supported or list(range(min_version, max_version + 1))
-        offer = {"min_version": min(supported), "max_version": max(supported), "preferred_version": max(supported), "supported_versions": supported}
+        offer = {
+            "min_version": min(supported),
+            "max_version": max(supported),
+            "preferred_version": max(supported),
+            "supported_versions": supported,
+        }
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._acks.append(future)
         await self.send_frame(FrameType.VERSION_NEGOTIATION, encode_json(offer))

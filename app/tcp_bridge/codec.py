@@ -1,6 +1,6 @@
 """MCPB frames: encode and decode, both header layouts, every error of the contract. No I/O.
 
-A frame is a 12-byte big-endian header and a payload (`/work/shared/MCPB.md`, `docs/mcpb.md`):
+A frame is a 12-byte big-endian header and a payload (`docs/mcpb.md`, "The frame"):
 
     v1 layout      magic "MCPB" | version u8 | type u8  | flags u16 | length u32 | payload
     compat layout  magic "MCPB" | version u16           | type u16  | length u32 | payload
@@ -56,7 +56,7 @@ class Layout(enum.Enum):
     COMPAT = "compat"  #: 2-byte version, 2-byte type, no flags
 
 
-class ErrorCode(str, enum.Enum):
+class FrameErrorCode(str, enum.Enum):
     """The `code` part of an Error frame (`code: message`)."""
 
     INVALID_MAGIC = "invalid_magic"
@@ -77,12 +77,17 @@ class ErrorCode(str, enum.Enum):
     INTERNAL_ERROR = "internal_error"
 
 
+def error_payload(code: FrameErrorCode, message: str) -> bytes:
+    """An Error frame's payload, `code: message` (read back by `parse_error_payload`)."""
+    return f"{code.value}: {message}".encode()
+
+
 class FrameError(Exception):
     """A frame the contract refuses. `fatal` errors end the connection after the Error frame;
     after a non-fatal one the decoder has consumed the offending frame and can go on."""
 
-    def __init__(self, code: ErrorCode, message: str, *, fatal: bool, layout: Layout | None = None, skip: int = 0):
-        super().__init__(f"{code.value}: {message}")
+    def __init__(self, code: FrameErrorCode, message: str, *, fatal: bool, layout: Layout | None = None, skip: int = 0):
+        super().__init__(error_payload(code, message).decode())
         self.code = code
         self.message = message
         self.fatal = fatal
@@ -92,9 +97,9 @@ class FrameError(Exception):
         self.skip = skip
 
     @property
-    def text(self) -> str:
-        """The Error frame payload text: `code: message`."""
-        return f"{self.code.value}: {self.message}"
+    def payload(self) -> bytes:
+        """The Error frame that reports it."""
+        return error_payload(self.code, self.message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,11 +163,7 @@ def decode_json(payload: bytes) -> Any:
     try:
         return orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
-        raise FrameError(ErrorCode.INVALID_JSON, f"payload is not valid UTF-8 JSON ({exc})", fatal=False) from None
-
-
-def error_payload(code: ErrorCode, message: str) -> bytes:
-    return f"{code.value}: {message}".encode()
+        raise FrameError(FrameErrorCode.INVALID_JSON, f"payload is not valid UTF-8 JSON ({exc})", fatal=False) from None
 
 
 def parse_error_payload(payload: bytes) -> tuple[str, str]:
@@ -195,7 +196,7 @@ def parse_header(
     if len(header) < HEADER_SIZE:
         raise ValueError(f"a header is {HEADER_SIZE} bytes, got {len(header)}")
     if bytes(header[0:4]) != MAGIC:
-        raise FrameError(ErrorCode.INVALID_MAGIC, f"expected 4d435042 (\"MCPB\"), got {bytes(header[0:4]).hex()}", fatal=True)
+        raise FrameError(FrameErrorCode.INVALID_MAGIC, f'expected 4d435042 ("MCPB"), got {bytes(header[0:4]).hex()}', fatal=True)
     layout = sniff_layout(header)
     if layout is Layout.COMPAT:
         _, version, type_code, length = _COMPAT.unpack_from(header)
@@ -205,17 +206,29 @@ def parse_header(
     if version not in SUPPORTED_VERSIONS:
         supported = ", ".join(str(v) for v in SUPPORTED_VERSIONS)
         raise FrameError(
-            ErrorCode.UNSUPPORTED_VERSION, f"version {version} is not supported; supported versions: {supported}", fatal=True, layout=layout
+            FrameErrorCode.UNSUPPORTED_VERSION,
+            f"version {version} is not supported; supported versions: {supported}",
+            fatal=True,
+            layout=layout,
         )
     if flags & ~allowed_flags:
-        raise FrameError(ErrorCode.BAD_FLAGS, f"flags 0x{flags:04x} set bits that were not negotiated (allowed 0x{allowed_flags:04x})", fatal=True, layout=layout)
+        raise FrameError(
+            FrameErrorCode.BAD_FLAGS,
+            f"flags 0x{flags:04x} set bits that were not negotiated (allowed 0x{allowed_flags:04x})",
+            fatal=True,
+            layout=layout,
+        )
     if length > max_frame_bytes:
-        raise FrameError(ErrorCode.FRAME_TOO_LARGE, f"{length} > {max_frame_bytes}", fatal=True, layout=layout)
+        raise FrameError(FrameErrorCode.FRAME_TOO_LARGE, f"{length} > {max_frame_bytes}", fatal=True, layout=layout)
     try:
         frame_type = FrameType(type_code)
     except ValueError:
         raise FrameError(
-            ErrorCode.UNKNOWN_TYPE, f"frame type {type_code} is not defined in version {version}", fatal=False, layout=layout, skip=length
+            FrameErrorCode.UNKNOWN_TYPE,
+            f"frame type {type_code} is not defined in version {version}",
+            fatal=False,
+            layout=layout,
+            skip=length,
         ) from None
     return Header(frame_type, version, flags, length, layout)
 
@@ -227,7 +240,7 @@ def decode_frame(data: bytes, *, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
     frame = decoder.next_frame()
     if frame is None:
         decoder.eof()
-        raise FrameError(ErrorCode.TRUNCATED_FRAME, "no frame", fatal=True)
+        raise FrameError(FrameErrorCode.TRUNCATED_FRAME, "no frame", fatal=True)
     if decoder.buffered:
         raise ValueError(f"{decoder.buffered} bytes after the frame")
     return frame
@@ -292,7 +305,11 @@ class FrameDecoder:
             if len(self._buffer) < HEADER_SIZE:
                 # Judge the magic as soon as it can be judged: garbage fails fast.
                 if len(self._buffer) and not MAGIC.startswith(bytes(self._buffer[:4])):
-                    self._fail(FrameError(ErrorCode.INVALID_MAGIC, f"expected 4d435042 (\"MCPB\"), got {bytes(self._buffer[:4]).hex()}", fatal=True))
+                    self._fail(
+                        FrameError(
+                            FrameErrorCode.INVALID_MAGIC, f'expected 4d435042 ("MCPB"), got {bytes(self._buffer[:4]).hex()}', fatal=True
+                        )
+                    )
                 return None
             if self.first_layout is None and self._buffer[0:4] == MAGIC:
                 self.first_layout = sniff_layout(self._buffer)
@@ -333,7 +350,11 @@ class FrameDecoder:
                 detail = f"{self._skip} payload bytes of a skipped frame missing"
             else:
                 detail = f"{len(self._buffer)} of {HEADER_SIZE} header bytes received"
-            self._fail(FrameError(ErrorCode.TRUNCATED_FRAME, f"connection ended inside a frame: {detail}", fatal=True, layout=self._layout_hint()))
+            self._fail(
+                FrameError(
+                    FrameErrorCode.TRUNCATED_FRAME, f"connection ended inside a frame: {detail}", fatal=True, layout=self._layout_hint()
+                )
+            )
 
     def _layout_hint(self) -> Layout | None:
         if self._header is not None:
@@ -356,32 +377,36 @@ def negotiate_version(offer: Any, supported: tuple[int, ...] = SUPPORTED_VERSION
     FrameError(unsupported_version, fatal) when there is no overlap.
     """
     if not isinstance(offer, dict):
-        raise FrameError(ErrorCode.INVALID_NEGOTIATION, "payload must be a JSON object", fatal=False)
+        raise FrameError(FrameErrorCode.INVALID_NEGOTIATION, "payload must be a JSON object", fatal=False)
 
     def version_field(name: str) -> int | None:
         value = offer.get(name)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFF:
-            raise FrameError(ErrorCode.INVALID_NEGOTIATION, f"'{name}' must be an integer 0..65535", fatal=False)
+            raise FrameError(FrameErrorCode.INVALID_NEGOTIATION, f"'{name}' must be an integer 0..65535", fatal=False)
         return value
 
     listed = offer.get("supported_versions")
     if listed is not None:
         if not isinstance(listed, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in listed):
-            raise FrameError(ErrorCode.INVALID_NEGOTIATION, "'supported_versions' must be a list of integers", fatal=False)
-        theirs = set(listed)
+            raise FrameError(FrameErrorCode.INVALID_NEGOTIATION, "'supported_versions' must be a list of integers", fatal=False)
+        theirs: set[int] = set(listed)
     else:
         low, high = version_field("min_version"), version_field("max_version")
         if low is None or high is None:
-            raise FrameError(ErrorCode.INVALID_NEGOTIATION, "needs 'supported_versions' or 'min_version' and 'max_version'", fatal=False)
+            raise FrameError(
+                FrameErrorCode.INVALID_NEGOTIATION, "needs 'supported_versions' or 'min_version' and 'max_version'", fatal=False
+            )
         theirs = set(range(low, high + 1))
     version_field("preferred_version")
     common = theirs & set(supported)
     if not common:
         mine = ", ".join(str(v) for v in supported)
         offered = ", ".join(str(v) for v in sorted(theirs)[:16]) or "none"
-        raise FrameError(ErrorCode.UNSUPPORTED_VERSION, f"no common version (offered: {offered}; supported versions: {mine})", fatal=True)
+        raise FrameError(
+            FrameErrorCode.UNSUPPORTED_VERSION, f"no common version (offered: {offered}; supported versions: {mine})", fatal=True
+        )
     return max(common)
 
 

@@ -7,7 +7,14 @@ import asyncio
 import os
 import sys
 
-from app.tcp_bridge.config import DEFAULT_GATEWAY, DEFAULT_LISTEN, DEFAULT_METRICS_PORT, BridgeConfig, normalize_gateway_url, parse_listen
+from app.tcp_bridge.config import (
+    DEFAULT_GATEWAY,
+    DEFAULT_LISTEN,
+    DEFAULT_METRICS_PORT,
+    BridgeConfig,
+    normalize_gateway_url,
+    parse_listen,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=env("MCP_BRIDGE_AUTH_TIMEOUT", str(defaults.auth_timeout)),
         help="seconds a connection may stay without a gateway session; HealthCheck frames do not extend it (default %(default)s; env MCP_BRIDGE_AUTH_TIMEOUT)",
     )
-    parser.add_argument("--max-in-flight", type=int, default=defaults.max_in_flight, help="requests in flight per connection (default %(default)s)")
+    parser.add_argument(
+        "--max-in-flight", type=int, default=defaults.max_in_flight, help="requests in flight per connection (default %(default)s)"
+    )
     parser.add_argument("--max-frame-bytes", type=int, default=defaults.max_frame_bytes, help="largest frame payload (default %(default)s)")
     parser.add_argument(
         "--upstream-max-message-bytes",
@@ -55,9 +64,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.upstream_max_message_bytes,
         help="largest message the gateway accepts on /ws, its max_body_bytes (default %(default)s)",
     )
-    parser.add_argument("--idle-timeout", type=float, default=defaults.idle_timeout, help="seconds without a frame before closing (default %(default)s)")
-    parser.add_argument("--drain-timeout", type=float, default=defaults.drain_timeout, help="seconds in-flight requests get on SIGTERM (default %(default)s)")
-    parser.add_argument("--write-timeout", type=float, default=defaults.write_timeout, help="seconds a client may leave its frames unread (default %(default)s)")
+    parser.add_argument(
+        "--idle-timeout", type=float, default=defaults.idle_timeout, help="seconds without a frame before closing (default %(default)s)"
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=defaults.drain_timeout,
+        help="seconds in-flight requests get on SIGTERM (default %(default)s)",
+    )
+    parser.add_argument(
+        "--write-timeout",
+        type=float,
+        default=defaults.write_timeout,
+        help="seconds a client may leave its frames unread (default %(default)s)",
+    )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
@@ -100,10 +121,10 @@ def build_config(args: argparse.Namespace) -> BridgeConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.logs import configure
     from app.tcp_bridge import metrics
     from app.tcp_bridge.server import run_bridge
     from app.telemetry import TelemetryError
+    from app.telemetry.logs import configure
 
     configure(args.log_level, service=metrics.SERVICE)
     try:

@@ -19,25 +19,30 @@ import orjson
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from app import jsonrpc
-from app.jsonrpc import ErrorCode as RpcCode
-from app.jsonrpc import GatewayError, Message
+from app.core import jsonrpc
+from app.core.jsonrpc import ErrorCode, GatewayError, Message
 from app.tcp_bridge import metrics
 from app.tcp_bridge.codec import (
     CURRENT_VERSION,
     EnvelopeError,
-    ErrorCode,
     Frame,
     FrameDecoder,
     FrameError,
+    FrameErrorCode,
     FrameType,
     Layout,
     encode_header,
     encode_json,
+    error_payload,
     negotiate_version,
     open_envelope,
 )
-from app.tcp_bridge.upstream import GOING_AWAY, UpstreamUnauthorized, UpstreamUnavailable, open_upstream
+from app.tcp_bridge.upstream import (
+    GOING_AWAY,
+    UpstreamUnauthorized,
+    UpstreamUnavailable,
+    open_upstream,
+)
 
 if TYPE_CHECKING:
     from app.tcp_bridge.server import Bridge
@@ -113,7 +118,7 @@ class BridgeConnection:
         except Exception:
             log.exception("connection failed", extra={"client": self.client_address})
             self.close_reason = "internal_error"
-            self._write_error(ErrorCode.INTERNAL_ERROR, "the bridge failed on this connection")
+            self._write_error(FrameErrorCode.INTERNAL_ERROR, "the bridge failed on this connection")
         finally:
             await self._close()
 
@@ -238,7 +243,7 @@ class BridgeConnection:
             # Never answer an error with an error; note it and carry on.
             log.info("client sent an Error frame", extra={"client": self.client_address, "error": frame.text()[:200]})
         else:
-            self._write_error(ErrorCode.UNEXPECTED_TYPE, f"{kind.label} frames are sent by the server only")
+            self._write_error(FrameErrorCode.UNEXPECTED_TYPE, f"{kind.label} frames are sent by the server only")
             await self._drain()
 
     async def _on_health(self, frame: Frame) -> None:
@@ -249,7 +254,7 @@ class BridgeConnection:
                 self._write_error(error.code, f"HealthCheck payload: {error.message}")
                 return await self._drain()
             if not isinstance(body, dict):
-                self._write_error(ErrorCode.INVALID_JSON, "HealthCheck payload must be empty or a JSON object")
+                self._write_error(FrameErrorCode.INVALID_JSON, "HealthCheck payload must be empty or a JSON object")
                 return await self._drain()
         status = await self.bridge.health_status(self)
         self._write(FrameType.HEALTH_CHECK, encode_json(status))
@@ -257,7 +262,7 @@ class BridgeConnection:
 
     async def _on_negotiation(self, frame: Frame) -> None:
         if self.negotiated:
-            self._write_error(ErrorCode.INVALID_NEGOTIATION, f"version {self.version} was already negotiated on this connection")
+            self._write_error(FrameErrorCode.INVALID_NEGOTIATION, f"version {self.version} was already negotiated on this connection")
             return await self._drain()
         try:
             agreed = negotiate_version(frame.json())
@@ -281,10 +286,12 @@ class BridgeConnection:
             self._write_error(error.code, error.message)
             return await self._drain()
         except GatewayError as error:
-            self._write_error(ErrorCode.UNEXPECTED_TYPE, f"a Response frame must carry a JSON-RPC response ({error.message})")
+            self._write_error(FrameErrorCode.UNEXPECTED_TYPE, f"a Response frame must carry a JSON-RPC response ({error.message})")
             return await self._drain()
         if not jsonrpc.is_response(message):
-            self._write_error(ErrorCode.UNEXPECTED_TYPE, "a Response frame must carry a JSON-RPC response; send requests in Request frames")
+            self._write_error(
+                FrameErrorCode.UNEXPECTED_TYPE, "a Response frame must carry a JSON-RPC response; send requests in Request frames"
+            )
             return await self._drain()
         await self._forward(message, frame.payload)
 
@@ -292,13 +299,13 @@ class BridgeConnection:
         try:
             value = frame.json()
             if value is None:
-                raise FrameError(ErrorCode.INVALID_JSON, "empty payload", fatal=False)
+                raise FrameError(FrameErrorCode.INVALID_JSON, "empty payload", fatal=False)
         except FrameError as error:
-            return await self._reply_error(None, GatewayError(RpcCode.PARSE_ERROR, f"Parse error: {error.message}"))
+            return await self._reply_error(None, GatewayError(ErrorCode.PARSE_ERROR, f"Parse error: {error.message}"))
         try:
             candidate, token = open_envelope(value)
         except EnvelopeError as error:
-            return await self._reply_error(None, GatewayError(RpcCode.INVALID_REQUEST, f"Invalid Request: {error}"))
+            return await self._reply_error(None, GatewayError(ErrorCode.INVALID_REQUEST, f"Invalid Request: {error}"))
         try:
             message = jsonrpc.validate(candidate)
         except GatewayError as error:
@@ -306,11 +313,11 @@ class BridgeConnection:
             return await self._reply_error(request_id if isinstance(request_id, (str, int)) else None, error)
         raw = frame.payload if candidate is value else None  # enveloped: re-serialize the message alone
         if token is not None and not self._accept_token(token):
-            error = GatewayError(
-                RpcCode.INVALID_REQUEST,
+            refusal = GatewayError(
+                ErrorCode.INVALID_REQUEST,
                 "Invalid Request: this connection is already authenticated; credentials cannot change on an open connection",
             )
-            return await self._reply_error(message.get("id") if jsonrpc.is_request(message) else None, error)
+            return await self._reply_error(message.get("id") if jsonrpc.is_request(message) else None, refusal)
         if jsonrpc.is_request(message):
             await self._start_request(message, raw)
         else:
@@ -327,20 +334,22 @@ class BridgeConnection:
     async def _start_request(self, message: Message, raw: bytes | None) -> None:
         request_id = message["id"]
         if self.draining:
-            error = GatewayError(RpcCode.SHUTTING_DOWN, "Server shutting down (goaway): reconnect to send new requests", data={"reason": "draining"})
+            error = GatewayError(
+                ErrorCode.SHUTTING_DOWN, "Server shutting down (goaway): reconnect to send new requests", data={"reason": "draining"}
+            )
             return await self._reply_error(request_id, error)
         if request_id in self.pending:
-            error = GatewayError(RpcCode.INVALID_REQUEST, f"Invalid Request: id {request_id!r} is already in use by a request in flight")
+            error = GatewayError(ErrorCode.INVALID_REQUEST, f"Invalid Request: id {request_id!r} is already in use by a request in flight")
             return await self._reply_error(request_id, error)
         if len(self.pending) >= self.config.max_in_flight:
             error = GatewayError(
-                RpcCode.INVALID_REQUEST,
+                ErrorCode.INVALID_REQUEST,
                 f"Too many requests in flight on this connection (limit {self.config.max_in_flight})",
                 data={"limit": self.config.max_in_flight},
             )
             return await self._reply_error(request_id, error)
         if len(raw if raw is not None else jsonrpc.dumps(message)) > self.config.upstream_max_message_bytes:
-            error = GatewayError(RpcCode.INVALID_REQUEST, f"Message exceeds {self.config.upstream_max_message_bytes} bytes")
+            error = GatewayError(ErrorCode.INVALID_REQUEST, f"Message exceeds {self.config.upstream_max_message_bytes} bytes")
             return await self._reply_error(request_id, error)
         entry, rewritten = metrics.start_request(message, self.client_address)
         body = raw if raw is not None and rewritten is None else jsonrpc.dumps(rewritten or message)
@@ -378,9 +387,9 @@ class BridgeConnection:
             ws = await open_upstream(self.config, self.token, self.client_address)
         except UpstreamUnauthorized as exc:
             log.warning("gateway refused the credentials", extra={"client": self.client_address, "status": exc.status})
-            await self._fail_pending(GatewayError(RpcCode.UNAUTHORIZED, f"Unauthorized: {exc}"))
-            self._write_error(ErrorCode.UNAUTHORIZED, str(exc))
-            self._begin_close(ErrorCode.UNAUTHORIZED.value)
+            await self._fail_pending(GatewayError(ErrorCode.UNAUTHORIZED, f"Unauthorized: {exc}"))
+            self._write_error(FrameErrorCode.UNAUTHORIZED, str(exc))
+            self._begin_close(FrameErrorCode.UNAUTHORIZED.value)
             return None
         except UpstreamUnavailable as exc:
             log.warning("gateway unavailable", extra={"client": self.client_address, "error": str(exc)})
@@ -388,7 +397,12 @@ class BridgeConnection:
                 entry = self.pending.get(request_id)
                 if entry is not None:
                     entry.finish(None, "gateway unavailable")
-                self._write(FrameType.RESPONSE, jsonrpc.dumps(jsonrpc.error_response(request_id, GatewayError(RpcCode.BACKEND_UNAVAILABLE, f"Gateway unavailable: {exc}"))))
+                self._write(
+                    FrameType.RESPONSE,
+                    jsonrpc.dumps(
+                        jsonrpc.error_response(request_id, GatewayError(ErrorCode.BACKEND_UNAVAILABLE, f"Gateway unavailable: {exc}"))
+                    ),
+                )
                 self._pop(request_id)
                 await self._drain()
             return None
@@ -429,8 +443,8 @@ class BridgeConnection:
             return
         except Exception:
             log.exception("relaying from the gateway failed", extra={"client": self.client_address})
-            self._write_error(ErrorCode.INTERNAL_ERROR, "the bridge failed on this connection")
-            self._begin_close(ErrorCode.INTERNAL_ERROR.value)
+            self._write_error(FrameErrorCode.INTERNAL_ERROR, "the bridge failed on this connection")
+            self._begin_close(FrameErrorCode.INTERNAL_ERROR.value)
             return
         if not self.closing:
             await self._upstream_lost(code, reason)
@@ -455,11 +469,11 @@ class BridgeConnection:
     async def _upstream_lost(self, code: int | None, reason: str) -> None:
         detail = f"close code {code}" + (f": {reason}" if reason else "") if code is not None else "connection lost"
         log.warning("gateway connection closed", extra={"client": self.client_address, "detail": detail})
-        await self._fail_pending(GatewayError(RpcCode.BACKEND_UNAVAILABLE, f"Gateway connection closed before it answered ({detail})"))
+        await self._fail_pending(GatewayError(ErrorCode.BACKEND_UNAVAILABLE, f"Gateway connection closed before it answered ({detail})"))
         if code == GOING_AWAY:
             self._write(FrameType.CONTROL, encode_json({"action": "goaway", "reason": "gateway_going_away"}))
         else:
-            self._write_error(ErrorCode.UPSTREAM_CLOSED, f"the gateway closed the session ({detail})")
+            self._write_error(FrameErrorCode.UPSTREAM_CLOSED, f"the gateway closed the session ({detail})")
         self._begin_close("upstream_closed")
 
     # -- shutdown and idleness, driven by the bridge --------------------------------------------------
@@ -475,11 +489,11 @@ class BridgeConnection:
     async def abandon(self) -> None:
         """Drain timeout: answer what is still in flight with an error, then close."""
         await self._fail_pending(
-            GatewayError(RpcCode.SHUTTING_DOWN, "Server shut down before the gateway answered", data={"reason": "drain_timeout"})
+            GatewayError(ErrorCode.SHUTTING_DOWN, "Server shut down before the gateway answered", data={"reason": "drain_timeout"})
         )
         self._begin_close("drain_timeout")
 
-    def expire(self, code: ErrorCode, message: str) -> None:
+    def expire(self, code: FrameErrorCode, message: str) -> None:
         """A deadline of the bridge passed (idleness, authentication): say which, then close."""
         self._write_error(code, message)
         self._begin_close(code.value)
@@ -491,7 +505,7 @@ class BridgeConnection:
             return
         if len(payload) > self.config.max_frame_bytes:  # cannot happen for relayed messages (WebSocket max_size)
             log.error("outbound frame over the limit replaced by an error", extra={"bytes": len(payload)})
-            frame_type, payload = FrameType.ERROR, f"{ErrorCode.INTERNAL_ERROR.value}: a message exceeded the frame limit".encode()
+            frame_type, payload = FrameType.ERROR, error_payload(FrameErrorCode.INTERNAL_ERROR, "a message exceeded the frame limit")
         header = encode_header(frame_type, len(payload), layout=self.layout or Layout.V1, version=self.version)
         if len(payload) < COPY_LIMIT:
             self.writer.write(header + payload)  # one segment for small frames (TCP_NODELAY is on)
@@ -501,8 +515,8 @@ class BridgeConnection:
         self.last_activity = time.monotonic()
         metrics.frame(frame_type, metrics.OUTBOUND)
 
-    def _write_error(self, code: ErrorCode, message: str) -> None:
-        self._write(FrameType.ERROR, f"{code.value}: {message}".encode())
+    def _write_error(self, code: FrameErrorCode, message: str) -> None:
+        self._write(FrameType.ERROR, error_payload(code, message))
 
     async def _reply_error(self, request_id: str | int | None, error: GatewayError) -> None:
         self._write(FrameType.RESPONSE, jsonrpc.dumps(jsonrpc.error_response(request_id, error)))
@@ -518,4 +532,4 @@ class BridgeConnection:
         except TimeoutError:
             log.warning("client does not read its frames; disconnecting", extra={"client": self.client_address})
             transport.abort()
-            self._begin_close(ErrorCode.SLOW_CONSUMER.value)
+            self._begin_close(FrameErrorCode.SLOW_CONSUMER.value)

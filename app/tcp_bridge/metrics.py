@@ -52,15 +52,15 @@ def shutdown() -> None:
 
 
 def frame(frame_type: FrameType, direction: str) -> None:
-    telemetry.instruments().tcp_frame(frame_type.label, direction)
+    telemetry.current_instruments().tcp_frame(frame_type.label, direction)
 
 
 def connection_opened() -> None:
-    telemetry.instruments().connection_opened(PROTOCOL, ACTIVE)
+    telemetry.current_instruments().connection_opened(PROTOCOL, ACTIVE)
 
 
 def connection_closed() -> None:
-    telemetry.instruments().connection_closed(PROTOCOL, ACTIVE)
+    telemetry.current_instruments().connection_closed(PROTOCOL, ACTIVE)
 
 
 @dataclass
@@ -73,7 +73,7 @@ class RequestSpan:
 
     def finish(self, response: dict[str, Any] | None, error: str | None = None) -> None:
         """Record the latency and end the span; `response` is the JSON-RPC answer, if one came."""
-        telemetry.instruments().request_latency(time.perf_counter() - self.started, self.method, PROTOCOL)
+        telemetry.current_instruments().request_latency(time.perf_counter() - self.started, self.method, PROTOCOL)
         failed = error is not None or response is None or "error" in response
         if failed:
             rpc_error = (response or {}).get("error")

@@ -11,9 +11,14 @@ from typing import Any
 
 from app import __version__
 from app.tcp_bridge import metrics
-from app.tcp_bridge.codec import ErrorCode, FrameType, encode_frame, encode_json
+from app.tcp_bridge.codec import FrameErrorCode, FrameType, encode_frame, encode_json, error_payload
 from app.tcp_bridge.config import BridgeConfig
-from app.tcp_bridge.connection import LINGER_SECONDS, READ_CHUNK, WRITE_HIGH_WATER, BridgeConnection
+from app.tcp_bridge.connection import (
+    LINGER_SECONDS,
+    READ_CHUNK,
+    WRITE_HIGH_WATER,
+    BridgeConnection,
+)
 from app.tcp_bridge.health import GatewayProbe, overall_status
 
 log = logging.getLogger("mcp_gateway.tcp_bridge")
@@ -75,7 +80,7 @@ class Bridge:
         if len(self.connections) >= self.config.max_connections:
             limit = self.config.max_connections
             log.warning("connection refused: too many connections", extra={"limit": limit})
-            return FrameType.ERROR, f"{ErrorCode.TOO_MANY_CONNECTIONS.value}: limit {limit} reached".encode()
+            return FrameType.ERROR, error_payload(FrameErrorCode.TOO_MANY_CONNECTIONS, f"limit {limit} reached")
         if self._unauthenticated[connection.address_key] >= self.config.max_unauthenticated_per_address:
             limit = self.config.max_unauthenticated_per_address
             log.warning(
@@ -83,7 +88,7 @@ class Bridge:
                 extra={"client": connection.client_address, "limit": limit},
             )
             message = f"limit {limit} unauthenticated connections per address reached"
-            return FrameType.ERROR, f"{ErrorCode.TOO_MANY_CONNECTIONS.value}: {message}".encode()
+            return FrameType.ERROR, error_payload(FrameErrorCode.TOO_MANY_CONNECTIONS, message)
         return None
 
     def forget_unauthenticated(self, connection: BridgeConnection) -> None:
@@ -135,10 +140,10 @@ class Bridge:
                     continue
                 if connection.upstream is None and now - connection.opened >= config.auth_timeout:
                     log.info("unauthenticated connection closed", extra={"client": connection.client_address})
-                    connection.expire(ErrorCode.AUTH_TIMEOUT, f"no authenticated request within {config.auth_timeout:g} s")
+                    connection.expire(FrameErrorCode.AUTH_TIMEOUT, f"no authenticated request within {config.auth_timeout:g} s")
                 elif now - connection.last_activity >= config.idle_timeout:
                     log.info("idle connection closed", extra={"client": connection.client_address})
-                    connection.expire(ErrorCode.IDLE_TIMEOUT, f"no frame for {config.idle_timeout:g} s")
+                    connection.expire(FrameErrorCode.IDLE_TIMEOUT, f"no frame for {config.idle_timeout:g} s")
 
     async def shutdown(self) -> None:
         """Stop accepting, `goaway` to every connection, let in-flight requests finish within the

@@ -9,7 +9,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 
 from app import __version__
-from app.transports.client import TRANSPORT_HEADER
+from app.core.headers import TRANSPORT_HEADER
 from app.tcp_bridge.config import BridgeConfig
 
 SUBPROTOCOL = "mcp"
@@ -35,7 +35,7 @@ class UpstreamUnauthorized(UpstreamError):
         self.status = status
 
 
-def _denial_reason(body: bytes | None) -> str | None:
+def _denial_reason(body: bytes | bytearray | None) -> str | None:
     """The JSON-RPC error message of the gateway's denial response, if it sent one."""
     try:
         message = orjson.loads(body or b"")["error"]["message"]

@@ -2,14 +2,14 @@
 
     from app import telemetry
 
-    tel = telemetry.setup("mcp-gateway", metrics_port=9090)   # once, at process start
-    telemetry.instruments().requests.add(1, {...})             # every instrument: instruments.py
-    with telemetry.span(telemetry.AUTH_VALIDATE, user=...):    # the guide's spans: tracing.py
+    tel = telemetry.setup("mcp-gateway", metrics_port=9090)     # once, at process start
+    telemetry.current_instruments().requests.add(1, {...})      # every instrument: instruments.py
+    with telemetry.span(telemetry.AUTH_VALIDATE, user=...):      # span names: tracing.py
         ...
-    tel.shutdown()                                             # flush before exit
+    tel.shutdown()                                               # flush before exit
 
 Another process (the TCP bridge) calls `setup(service_name, metrics_port=...)` the same way and
-records with `instruments()` (`tcp_frame`, `connection_opened/closed(protocol="tcp")`,
+records with `current_instruments()` (`tcp_frame`, `connection_opened/closed(protocol="tcp")`,
 `request_latency(..., protocol="tcp")`). See docs/telemetry.md for every name.
 """
 
@@ -18,20 +18,19 @@ from __future__ import annotations
 from typing import Any
 
 from app.telemetry.asgi import ConnectionMetrics
-from app.telemetry.instruments import (
+from app.telemetry.instruments import REQUEST_BUCKETS, Instruments
+from app.telemetry.labels import (
     BREAKER_STATES,
     CLIENT_ERROR,
     ERROR,
     GATEWAY,
-    REQUEST_BUCKETS,
     SUCCESS,
-    Instruments,
     UserLabel,
     method_label,
 )
 from app.telemetry.requests import RequestScope, current_request, request_refused
 from app.telemetry.setup import Telemetry, TelemetryError, setup
-from app.telemetry.state import instruments, note_route, tracer
+from app.telemetry.state import current_instruments, note_route, tracer
 from app.telemetry.tracing import (
     AUTH_VALIDATE,
     BACKEND_CALL,
@@ -55,33 +54,33 @@ from app.telemetry.tracing import (
 # -- what the guards (auth, rate limits, breakers, health checks) record ---------------------------
 def breaker_states(namespace: str, counts: dict[str, int]) -> None:
     """`mcp_gateway_circuit_breaker_state{namespace, state}`: replicas of the namespace per state."""
-    instruments().breaker_states(namespace, counts)
+    current_instruments().breaker_states(namespace, counts)
 
 
 def backend_health(namespace: str, backend: str, up: bool) -> None:
     """`mcp_gateway_backend_health{namespace, backend}`: 1 healthy, 0 not. (The gateway also
     observes every replica's `healthy` flag at each collection; both report the same truth.)"""
-    instruments().set_backend_health(namespace, backend, up)
+    current_instruments().set_backend_health(namespace, backend, up)
 
 
 def rate_limit_remaining(user: Any, remaining: int) -> None:
     """`mcp_gateway_rate_limit_remaining{user}` (the user label per `telemetry.user_label`)."""
-    instruments().rate_limited(user, remaining)
+    current_instruments().rate_limited(user, remaining)
 
 
 def rate_limit_failopen() -> None:
     """`mcp_gateway_rate_limit_failopen_total`: a request let through because the limiter's storage is down."""
-    instruments().rate_limit_failopen.add(1)
+    current_instruments().rate_limit_failopen.add(1)
 
 
 def notification_dropped(protocol: str, reason: str) -> None:
     """`mcp_gateway_notifications_dropped_total{protocol, reason}`: a client notification not forwarded."""
-    instruments().notifications_dropped.add(1, {"protocol": protocol, "reason": reason})
+    current_instruments().notifications_dropped.add(1, {"protocol": protocol, "reason": reason})
 
 
 def auth_attempt(credential_type: str, result: str) -> None:
     """`mcp_gateway_auth_attempts_total{type, result}`."""
-    instruments().auth_attempt(credential_type, result)
+    current_instruments().auth_attempt(credential_type, result)
 
 
 __all__ = [
@@ -92,17 +91,17 @@ __all__ = [
     "BREAKER_RECORD",
     "BREAKER_STATES",
     "CLIENT_ERROR",
-    "ConnectionMetrics",
     "ERROR",
     "GATEWAY",
     "HANDLE_REQUEST",
-    "Instruments",
     "REDIS_STORE",
     "REQUEST_BUCKETS",
     "ROUTER_SEND",
-    "RequestScope",
     "SESSION_CREATE",
     "SUCCESS",
+    "ConnectionMetrics",
+    "Instruments",
+    "RequestScope",
     "Telemetry",
     "TelemetryError",
     "UserLabel",
@@ -110,11 +109,11 @@ __all__ = [
     "backend_health",
     "breaker_states",
     "carry",
+    "current_instruments",
     "current_request",
     "current_trace_ids",
     "extract",
     "fail",
-    "instruments",
     "method_label",
     "note_route",
     "rate_limit_failopen",

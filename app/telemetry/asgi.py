@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from app.telemetry.state import instruments
+from app.telemetry.state import current_instruments
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -40,7 +40,7 @@ class ConnectionMetrics:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http" and scope["path"] in self.http_paths:
-            gauge = instruments()
+            gauge = current_instruments()
             gauge.connection_opened("http", ACTIVE)
             try:
                 await self.app(scope, receive, send)
@@ -53,7 +53,7 @@ class ConnectionMetrics:
             await self.app(scope, receive, send)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        gauge = instruments()
+        gauge = current_instruments()
         accepted = False
 
         async def counting_send(message: Message) -> None:

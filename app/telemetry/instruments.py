@@ -1,32 +1,27 @@
-"""Every metric instrument of the gateway, declared once, with the operations guide's names.
+"""Every metric instrument of the gateway, declared once, with the names of docs/telemetry.md.
 
 The names are what Prometheus shows, letter for letter, both on the `:9090` scrape (the OTel
 Prometheus reader) and after the Collector (OTLP, then Prometheus remote write): counters are
 declared with their `_total` (both translators keep one), histograms in seconds with unit `s`
 and a name already ending in `_seconds` (no `_seconds_seconds`), gauges without a unit so no
-suffix is added (`x509_cert_expiry`, and `mcp_gateway_connections_total`, which the guide makes a
-gauge). Nothing else in the code base creates instruments; other processes (the TCP bridge) use
+suffix is added (`x509_cert_expiry`, and `mcp_gateway_connections_total`, which the dashboards and
+rules read as a gauge). Nothing else in the code base creates instruments; other processes (the TCP bridge) use
 this class through `app.telemetry.setup`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import os
-import resource
-import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-log = logging.getLogger("mcp_gateway.telemetry")
+from app.telemetry.labels import BREAKER_STATES, DEFAULT_USER_LABEL, GATEWAY, UserLabel, UserLabelMode, method_label
+from app.telemetry.observed import Certificates, resident_memory_bytes
 
-# -- names (the guide's gateway table, then beyond the guide) ------------------------------------
+# -- names (the operations contract's gateway table, then the gateway's own additions) ------------
 CONNECTIONS = "mcp_gateway_connections_total"
 REQUESTS = "mcp_gateway_requests_total"
 REQUEST_DURATION = "mcp_gateway_request_duration_seconds"
@@ -48,137 +43,73 @@ MCP_OPERATION_DURATION = "mcp.server.operation.duration"
 #: 1 ms to 10 s, finer around the 500 ms latency objective, with an exact 0.5 boundary (the SLO
 #: rules select `le="0.5"`).
 REQUEST_BUCKETS: tuple[float, ...] = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
 )
 #: Redis round trips: 100 µs to 1 s.
 REDIS_BUCKETS: tuple[float, ...] = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
 )
 #: Sessions: a second to a day.
 SESSION_BUCKETS: tuple[float, ...] = (
-    1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0,
+    1.0,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
+    7200.0,
+    14400.0,
+    28800.0,
+    86400.0,
 )
 #: The MCP semantic conventions' advice for mcp.server.operation.duration.
 MCP_OPERATION_BUCKETS: tuple[float, ...] = (
-    0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.2,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
 )
-
-# -- label values ----------------------------------------------------------------------------------
-#: `status` of `mcp_gateway_requests_total` (and the log line): `success` the request was answered
-#: (a tool result with `isError` included: the tool answered), `error` the gateway or a backend
-#: failed it, `client_error` the caller's own mistake or a refusal of the caller (bad JSON-RPC,
-#: unknown method or tool, invalid params, unauthenticated, forbidden, rate limited, unknown
-#: session). Error-rate alerts and the success SLO count only `error`.
-SUCCESS, ERROR, CLIENT_ERROR = "success", "error", "client_error"
-#: `namespace`/`backend` of requests the gateway answers itself (initialize, ping) or merges from
-#: several namespaces (aggregated lists). Namespace names start with a letter or digit, so this
-#: never collides with one.
-GATEWAY = "_gateway"
-#: `method` of anything outside the MCP methods below (client-chosen strings would be unbounded).
-OTHER_METHOD = "other"
-MCP_METHODS = frozenset(
-    {
-        "initialize", "ping", "tools/list", "tools/call", "prompts/list", "prompts/get",
-        "resources/list", "resources/templates/list", "resources/read", "resources/subscribe",
-        "resources/unsubscribe", "completion/complete", "logging/setLevel",
-        "tasks/get", "tasks/list", "tasks/result", "tasks/cancel",
-    }
-)
-BREAKER_STATES = ("closed", "open", "half_open")
-UserLabelMode = Literal["raw", "hashed", "off"]
-#: No identities in telemetry unless asked for (`raw`); see UserLabel.
-DEFAULT_USER_LABEL: UserLabelMode = "hashed"
-
-
-def method_label(method: Any) -> str:
-    """The `method` label: an MCP method name, or `other`."""
-    return method if method in MCP_METHODS else OTHER_METHOD
-
-
-def subject(principal: Any) -> str:
-    """The caller's name, from a Principal (`.subject`) or a plain string."""
-    return str(getattr(principal, "subject", principal))
-
-
-class UserLabel:
-    """How the caller appears in metrics, spans and logs (config `telemetry.user_label`):
-    `raw` the principal's subject, `hashed` a stable pseudonym (`u-` + 12 hex digits of its
-    SHA-256), `off` not at all (None: the label or field is left out). `hashed` is the default:
-    a subject is often an e-mail address, which has no place in a metrics or tracing backend.
-    Series still grow with the number of callers (bounded per metric by the SDK's cardinality
-    limit); `off` bounds them by methods, statuses and namespaces alone."""
-
-    def __init__(self, mode: UserLabelMode = DEFAULT_USER_LABEL):
-        if mode not in ("raw", "hashed", "off"):
-            raise ValueError(f"user label mode must be raw, hashed or off, not {mode!r}")
-        self.mode = mode
-        self._hashed = lru_cache(maxsize=4096)(self._hash)
-
-    @staticmethod
-    def _hash(name: str) -> str:
-        return "u-" + hashlib.sha256(name.encode()).hexdigest()[:12]
-
-    def __call__(self, principal: Any) -> str | None:
-        if self.mode == "off":
-            return None
-        name = subject(principal)
-        return name if self.mode == "raw" else self._hashed(name)
-
-
-# -- observed values -------------------------------------------------------------------------------
-_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def resident_memory_bytes() -> int:
-    """This process's resident set size now (Linux `/proc/self/statm`); elsewhere the peak RSS."""
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * _PAGE_SIZE
-    except (OSError, IndexError, ValueError):
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak if sys.platform == "darwin" else peak * 1024
-
-
-class _Certificates:
-    """PEM certificates whose expiry is exported; each file is re-read when it changes (rotation)."""
-
-    def __init__(self) -> None:
-        self._paths: list[Path] = []
-        self._cache: dict[Path, tuple[float, list[tuple[str, float]]]] = {}
-
-    def watch(self, paths: Iterable[str | Path]) -> None:
-        for path in paths:
-            if Path(path) not in self._paths:
-                self._paths.append(Path(path))
-
-    def expiries(self) -> Iterator[tuple[str, float]]:
-        for path in list(self._paths):
-            try:
-                mtime = path.stat().st_mtime
-            except OSError as exc:
-                log.warning("certificate file unreadable: %s", exc.strerror, extra={"path": str(path)})
-                continue
-            cached = self._cache.get(path)
-            if cached is None or cached[0] != mtime:
-                cached = (mtime, _read_certificates(path))
-                self._cache[path] = cached
-            yield from cached[1]
-
-
-def _read_certificates(path: Path) -> list[tuple[str, float]]:
-    """(subject, notAfter as unix seconds) of every certificate in a PEM file (chains included)."""
-    try:
-        from cryptography import x509
-    except ImportError:
-        log.warning("x509_cert_expiry needs the 'cryptography' package; certificate not observed", extra={"path": str(path)})
-        return []
-    try:
-        certificates = x509.load_pem_x509_certificates(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        log.warning("not a PEM certificate file: %s", exc, extra={"path": str(path)})
-        return []
-    return [(cert.subject.rfc4514_string(), cert.not_valid_after_utc.timestamp()) for cert in certificates]
-
 
 HealthSource = Callable[[], Iterable[tuple[str, str, bool | None]]]
 
@@ -197,7 +128,7 @@ class Instruments:
         self._lock = threading.Lock()
         self._health_sources: list[HealthSource] = []
         self._health_pushed: dict[tuple[str, str], int] = {}
-        self.certificates = _Certificates()
+        self.certificates = Certificates()
 
         # Opened and closed on every HTTP exchange: counted in a dict and observed at collection,
         # so an exchange costs two dict updates instead of two measurements through every reader.
@@ -209,7 +140,9 @@ class Instruments:
             description="Active connections, by protocol (http, websocket, tcp) and state",
         )
         self.requests = meter.create_counter(
-            REQUESTS, unit="{request}", description="Total JSON-RPC requests, by method, status (success, error, client_error), namespace and user"
+            REQUESTS,
+            unit="{request}",
+            description="Total JSON-RPC requests, by method, status (success, error, client_error), namespace and user",
         )
         self.request_duration = meter.create_histogram(
             REQUEST_DURATION,

@@ -5,7 +5,7 @@ the pipeline's events, or `finish`), or by the edge when the edge refuses it bef
 (`request_refused`). The scope's span is current only while pipeline code runs (attached around
 each step of the pipeline's async generator, detached before each event goes to the transport),
 so it never leaks into a transport's own tasks, however the transport consumes the events.
-What the caller chose (its id, tool, prompt or resource name, method) is capped (`app.logs.cap`)
+What the caller chose (its id, tool, prompt or resource name, method) is capped (`app.telemetry.logs.cap`)
 before it becomes a span attribute, a metric attribute or a log field.
 """
 
@@ -21,11 +21,17 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from app.jsonrpc import ErrorCode, GatewayError, error_response
-from app.logs import cap
-from app.transports.client import RELAYED_TRANSPORTS
-from app.telemetry.instruments import CLIENT_ERROR, ERROR, GATEWAY, SUCCESS, method_label
-from app.telemetry.state import REQUEST_SCOPE, current_scope, instruments, tracer
+from app.core.headers import RELAYED_TRANSPORTS
+from app.core.jsonrpc import ErrorCode, GatewayError, error_response
+from app.telemetry.labels import (
+    CLIENT_ERROR,
+    ERROR,
+    GATEWAY,
+    SUCCESS,
+    method_label,
+)
+from app.telemetry.logs import cap
+from app.telemetry.state import REQUEST_SCOPE, current_instruments, current_scope, tracer
 from app.telemetry.tracing import HANDLE_REQUEST, extract
 
 log = logging.getLogger("mcp_gateway.requests")
@@ -54,8 +60,14 @@ _RESOURCE_NOT_FOUND = -32002
 #: server error) is the service's failure: `error`.
 CLIENT_ERROR_CODES = frozenset(
     {
-        ErrorCode.PARSE_ERROR, ErrorCode.INVALID_REQUEST, ErrorCode.METHOD_NOT_FOUND, ErrorCode.INVALID_PARAMS,
-        ErrorCode.UNAUTHORIZED, ErrorCode.FORBIDDEN, ErrorCode.SESSION_NOT_FOUND, ErrorCode.RATE_LIMITED,
+        ErrorCode.PARSE_ERROR,
+        ErrorCode.INVALID_REQUEST,
+        ErrorCode.METHOD_NOT_FOUND,
+        ErrorCode.INVALID_PARAMS,
+        ErrorCode.UNAUTHORIZED,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.SESSION_NOT_FOUND,
+        ErrorCode.RATE_LIMITED,
         _RESOURCE_NOT_FOUND,
     }
 )
@@ -70,8 +82,18 @@ class RequestScope:
     """Telemetry of one request, from its arrival to its final response."""
 
     __slots__ = (
-        "started", "method", "protocol", "user", "session_id", "request_id", "tool",
-        "namespace", "backend", "finished", "span", "context",
+        "backend",
+        "context",
+        "finished",
+        "method",
+        "namespace",
+        "protocol",
+        "request_id",
+        "session_id",
+        "span",
+        "started",
+        "tool",
+        "user",
     )
 
     def __init__(
@@ -86,7 +108,7 @@ class RequestScope:
         self.started = time.perf_counter() if started is None else started
         self.method = message.get("method")
         self.protocol = ctx.protocol
-        self.user = instruments().user(ctx.principal)
+        self.user = current_instruments().user(ctx.principal)
         self.session_id = session_id
         self.request_id = message.get("id")
         params = message.get("params") if isinstance(message.get("params"), dict) else {}
@@ -190,7 +212,7 @@ class RequestScope:
             return
         self.finished = True
         seconds = time.perf_counter() - self.started
-        ins = instruments()
+        ins = current_instruments()
         method = method_label(self.method)
         namespace = self.namespace or GATEWAY
         backend = self.backend or GATEWAY

@@ -9,7 +9,7 @@ config: metrics port, user-label mode, certificate files):
 - Traces: a parent-based ratio sampler (`OTEL_TRACES_SAMPLER_ARG`, default 1.0: the Collector
   samples by tail) unless `OTEL_TRACES_SAMPLER` names another; batched OTLP export. With no
   trace exporter, only callers' sampled traces are recorded (nothing would read the rest).
-- Logs: JSON lines on stderr always (app.logs); OTLP log records as well when OTLP export is on.
+- Logs: JSON lines on stderr always (app.telemetry.logs); OTLP log records as well when OTLP export is on.
 - OTLP export is on for a signal when `OTEL_<SIGNAL>_EXPORTER` says `otlp` (or `console`), or,
   when that is unset, when an OTLP endpoint is configured (`OTEL_EXPORTER_OTLP_ENDPOINT` or the
   signal's own). Protocol: `OTEL_EXPORTER_OTLP_[<SIGNAL>_]PROTOCOL`, `grpc` or `http/protobuf`
@@ -24,6 +24,7 @@ platforms freeze or kill idle instances, so nothing may wait for the next export
 from __future__ import annotations
 
 import atexit
+import importlib
 import logging
 import os
 import threading
@@ -37,7 +38,8 @@ from opentelemetry import metrics, trace
 
 from app import __version__
 from app.telemetry import state
-from app.telemetry.instruments import DEFAULT_USER_LABEL, Instruments, UserLabelMode
+from app.telemetry.instruments import Instruments
+from app.telemetry.labels import DEFAULT_USER_LABEL, UserLabelMode
 
 log = logging.getLogger("mcp_gateway.telemetry")
 
@@ -121,7 +123,7 @@ def _run_with_deadline(steps: Sequence[Callable[[], object]], timeout: float) ->
             for step in steps:
                 try:
                     step()
-                except Exception:  # noqa: BLE001 - one failed exporter must not stop the others
+                except Exception:
                     log.warning("telemetry shutdown step failed", exc_info=True)
         finally:
             finished.set()
@@ -160,26 +162,25 @@ def protocol_for(signal: str) -> str:
     return protocol
 
 
+#: The OTLP exporter class of each (protocol, signal), as (module, class name).
+_OTLP_EXPORTERS = {
+    ("grpc", "traces"): ("opentelemetry.exporter.otlp.proto.grpc.trace_exporter", "OTLPSpanExporter"),
+    ("grpc", "metrics"): ("opentelemetry.exporter.otlp.proto.grpc.metric_exporter", "OTLPMetricExporter"),
+    ("grpc", "logs"): ("opentelemetry.exporter.otlp.proto.grpc._log_exporter", "OTLPLogExporter"),
+    ("http/protobuf", "traces"): ("opentelemetry.exporter.otlp.proto.http.trace_exporter", "OTLPSpanExporter"),
+    ("http/protobuf", "metrics"): ("opentelemetry.exporter.otlp.proto.http.metric_exporter", "OTLPMetricExporter"),
+    ("http/protobuf", "logs"): ("opentelemetry.exporter.otlp.proto.http._log_exporter", "OTLPLogExporter"),
+}
+
+
 def _otlp_exporter(signal: str) -> tuple[Any, str]:
     """The OTLP exporter of a signal; it reads its endpoint, headers, timeout, compression and
     certificates from the standard variables itself. Imported here: gRPC is slow to import and
     only needed when configured."""
     protocol = protocol_for(signal)
-    if protocol == "grpc":
-        if signal == "traces":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Exporter
-        elif signal == "metrics":
-            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as Exporter  # type: ignore[assignment]
-        else:
-            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as Exporter  # type: ignore[assignment]
-    else:
-        if signal == "traces":
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Exporter  # type: ignore[assignment]
-        elif signal == "metrics":
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as Exporter  # type: ignore[assignment]
-        else:
-            from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as Exporter  # type: ignore[assignment]
-    return Exporter(), f"otlp/{protocol}"
+    module, name = _OTLP_EXPORTERS[(protocol, signal)]
+    exporter = getattr(importlib.import_module(module), name)
+    return exporter(), f"otlp/{protocol}"
 
 
 def _console_exporter(signal: str) -> Any:
@@ -248,7 +249,7 @@ def setup(
     install: bool = True,
 ) -> Telemetry:
     """Build the process's telemetry. `install` (the default) makes it the process's: the global
-    OpenTelemetry providers and what `app.telemetry.instruments()`/`tracer()` return. Raises
+    OpenTelemetry providers and what `app.telemetry.current_instruments()`/`tracer()` return. Raises
     TelemetryError when it cannot start (the metrics port is taken, a bad OTEL_* value)."""
     if sdk_disabled():
         disabled = Telemetry(service_name, False, state.disabled_instruments(user_label), trace.NoOpTracer(), flush_timeout=flush_timeout)
@@ -258,7 +259,10 @@ def setup(
         return disabled
 
     from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+    from opentelemetry.sdk.metrics.export import (
+        MetricReader,
+        PeriodicExportingMetricReader,
+    )
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -290,7 +294,16 @@ def setup(
     instruments.watch_certificates(certificate_files)
     tracer = tracer_provider.get_tracer(state.SCOPE, service_version)
     telemetry = Telemetry(
-        service_name, True, instruments, tracer, None, used, tracer_provider, meter_provider, logger_provider, log_handler,
+        service_name,
+        True,
+        instruments,
+        tracer,
+        None,
+        used,
+        tracer_provider,
+        meter_provider,
+        logger_provider,
+        log_handler,
         flush_timeout=flush_timeout,
     )
     if metrics_port:
@@ -331,7 +344,9 @@ def _prometheus_reader() -> tuple[Any, Any]:
     client-library default collectors), without `otel_scope_*` labels on every series; the
     `target_info` series carries the resource."""
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
-    from prometheus_client import CollectorRegistry  # The reader's own library, for its registry.
+    from prometheus_client import (
+        CollectorRegistry,  # The reader's own library, for its registry.
+    )
 
     registry = CollectorRegistry(auto_describe=True)
     return registry, PrometheusMetricReader(scope_info_enabled=False, registry=registry)
@@ -353,7 +368,7 @@ def _log_export(resource: Any, used: dict[str, list[str]]) -> tuple[Any, logging
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
-    from app.logs import OtlpLogHandler
+    from app.telemetry.logs import OtlpLogHandler
 
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     for name in names:

@@ -1,6 +1,6 @@
 """The process's telemetry as the rest of the code reaches it: what `setup` installed, or no-ops.
 
-Code that records calls `instruments()` and `tracer()` at the moment it records, so importing a
+Code that records calls `current_instruments()` and `tracer()` at the moment it records, so importing a
 module never depends on whether, or when, telemetry was set up (tests build gateways in-process
 without any).
 """
@@ -13,7 +13,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.metrics import NoOpMeter
 
-from app.telemetry.instruments import DEFAULT_USER_LABEL, Instruments, UserLabelMode
+from app.telemetry.instruments import Instruments
+from app.telemetry.labels import DEFAULT_USER_LABEL, UserLabelMode
 
 SCOPE = "mcp_gateway"
 #: Where the running request's RequestScope lives in the OpenTelemetry context.
@@ -23,7 +24,7 @@ _instruments: Instruments | None = None
 _tracer: trace.Tracer = trace.NoOpTracer()
 
 
-def instruments() -> Instruments:
+def current_instruments() -> Instruments:
     """The process's instruments (no-ops until `setup`)."""
     global _instruments
     if _instruments is None:

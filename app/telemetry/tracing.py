@@ -1,4 +1,4 @@
-"""Spans named as the operations guide names them, and W3C trace context in and out.
+"""Spans named as docs/telemetry.md names them, and W3C trace context in and out.
 
 Incoming context is taken from the message's `params._meta.traceparent` (any transport; the MCP
 semantic conventions' carrier) or else from the HTTP `traceparent` header. Outgoing calls carry
@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from app.logs import cap
-from app.telemetry.state import instruments, note_route, tracer
+from app.telemetry.logs import cap
+from app.telemetry.state import current_instruments, note_route, tracer
 
-# The guide's spans ("Key Traces"), and the router's.
+# The span names of docs/telemetry.md ("Traces"), and the router's.
 HANDLE_REQUEST = "gateway.handleRequest"
 BACKEND_CALL = "backend.call"
 BACKEND_PROCESS = "backend.process"
@@ -36,7 +36,8 @@ ROUTER_SEND = "router.sendRequest"
 _ALIASES = {"method": "mcp.method.name", "session_id": "mcp.session.id", "tool": "gen_ai.tool.name"}
 _CLIENT_SPANS = frozenset({BACKEND_CALL, REDIS_STORE})
 
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def span_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
@@ -45,7 +46,7 @@ def span_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in attributes.items():
         if key == "user":
-            value = instruments().user(value)
+            value = current_instruments().user(value)
         if value is not None:
             out[_ALIASES.get(key, key)] = value if isinstance(value, (bool, int, float)) else cap(str(value))
     return out
@@ -121,9 +122,7 @@ def extract(message: Mapping[str, Any] | None, headers: Mapping[str, str] | None
     return otel_context.Context()
 
 
-def carry(
-    via: Span | None, message: dict[str, Any], headers: Mapping[str, str]
-) -> tuple[dict[str, Any], dict[str, str]]:
+def carry(via: Span | None, message: dict[str, Any], headers: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     """`message` and `headers` carrying the trace context of `via` (default: the current span):
     W3C `traceparent`/`tracestate`/`baggage` as HTTP headers and in `params._meta`. The inputs are
     not modified; with nothing to carry they are returned as they are."""
@@ -134,8 +133,10 @@ def carry(
     out_headers = {**headers, **carrier}
     if "method" not in message:
         return message, out_headers
-    params = message.get("params") if isinstance(message.get("params"), dict) else {}
-    meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
+    params = message.get("params")
+    params = params if isinstance(params, dict) else {}
+    meta = params.get("_meta")
+    meta = meta if isinstance(meta, dict) else {}
     return {**message, "params": {**params, "_meta": {**meta, **carrier}}}, out_headers
 
 
@@ -148,14 +149,14 @@ def current_trace_ids() -> tuple[str, str] | None:
 
 
 # -- Redis ----------------------------------------------------------------------------------------
-def redis_operation(operation: str) -> Callable[[F], F]:
+def redis_operation(operation: str) -> Callable[[Callable[P, Coroutine[Any, Any, T]]], Callable[P, Coroutine[Any, Any, T]]]:
     """Time a state-store method as `mcp_gateway_redis_operations_duration_seconds{operation}`;
     inside a trace it is also a `redis.store` span (health probes outside any request make no
     trace of their own)."""
 
-    def decorate(method: F) -> F:
+    def decorate(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         @functools.wraps(method)
-        async def timed(*args: Any, **kwargs: Any) -> Any:
+        async def timed(*args: P.args, **kwargs: P.kwargs) -> T:
             started = time.perf_counter()
             try:
                 if not trace.get_current_span().is_recording():
@@ -164,8 +165,8 @@ def redis_operation(operation: str) -> Callable[[F], F]:
                 with tracer().start_as_current_span(REDIS_STORE, kind=SpanKind.CLIENT, attributes=attributes):
                     return await method(*args, **kwargs)
             finally:
-                instruments().redis_operation(operation, time.perf_counter() - started)
+                current_instruments().redis_operation(operation, time.perf_counter() - started)
 
-        return timed  # type: ignore[return-value]
+        return timed
 
     return decorate

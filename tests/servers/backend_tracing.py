@@ -38,7 +38,9 @@ def trace_http_exchanges(server: FastMCP) -> None:
                 await app(scope, receive, send)
                 return
             attributes = {"http.request.method": scope["method"], "mcp.session.id": headers.get("mcp-session-id", "")}
-            with tracer.start_as_current_span("backend.process", context=propagate.extract(headers), kind=SpanKind.SERVER, attributes=attributes):
+            with tracer.start_as_current_span(
+                "backend.process", context=propagate.extract(headers), kind=SpanKind.SERVER, attributes=attributes
+            ):
                 await app(scope, receive, send)
 
         return traced

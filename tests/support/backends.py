@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Literal
 
 from .net import LOOPBACK, free_port, http_status, tcp_accepts
+from .paths import SERVERS
 from .process import ManagedProcess
 
-EVERYTHING = Path(__file__).resolve().parents[1] / "servers" / "everything.py"
+EVERYTHING = SERVERS / "everything.py"
 START_TIMEOUT = 15.0
 NetworkTransport = Literal["http", "ws"]
 

@@ -1,4 +1,4 @@
-"""The part of Elasticsearch's query DSL the operations guide's log queries use, run over log
+"""The part of Elasticsearch's query DSL the log queries of docs/operations.md use, run over log
 documents as Elasticsearch's dynamic mapping indexes them (no Elasticsearch runs here).
 
 Dynamic mapping turns a JSON string into a `text` field (the standard analyzer: lower-cased
@@ -128,7 +128,7 @@ _QUERIES = {"term": _term, "match": _match, "range": _range, "bool": _bool, "mat
 
 def matches(doc: dict[str, Any], query: dict[str, Any]) -> bool:
     """Whether `doc` matches `query` (the value of a search body's `query`)."""
-    (kind, clause), = query.items()
+    ((kind, clause),) = query.items()
     if kind not in _QUERIES:
         raise Unsupported(f"query type {kind!r}")
     return _QUERIES[kind](doc, clause)
@@ -148,7 +148,7 @@ def search(docs: Iterable[dict[str, Any]], body: dict[str, Any]) -> SearchResult
     hits = [doc for doc in docs if matches(doc, body.get("query", {"match_all": {}}))]
     result = SearchResult(hits[: body.get("size", 10_000)])
     for name, aggregation in (body.get("aggs") or body.get("aggregations") or {}).items():
-        (kind, spec), = aggregation.items()
+        ((kind, spec),) = aggregation.items()
         if kind != "terms" or set(spec) - {"field", "size"}:
             raise Unsupported(f"aggregation {name}: {aggregation}")
         counts: Counter[Any] = Counter()

@@ -11,9 +11,9 @@ from typing import Any
 import yaml
 
 from .net import LOOPBACK, free_port, http_status
+from .paths import REPO_ROOT
 from .process import ManagedProcess
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 20.0
 
 

@@ -22,9 +22,7 @@ def free_port(host: str = LOOPBACK) -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(
-    predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, message: str | Callable[[], str] = ""
-) -> T:
+def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, message: str | Callable[[], str] = "") -> T:
     """Poll `predicate` until it returns something truthy, and return that.
 
     Exceptions from `predicate` propagate at once (a predicate can give up early, e.g. when

@@ -21,9 +21,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 import grpc
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.collector.logs.v1 import (
+    logs_service_pb2,
+    logs_service_pb2_grpc,
+)
+from opentelemetry.proto.collector.metrics.v1 import (
+    metrics_service_pb2,
+    metrics_service_pb2_grpc,
+)
+from opentelemetry.proto.collector.trace.v1 import (
+    trace_service_pb2,
+    trace_service_pb2_grpc,
+)
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from .net import LOOPBACK, wait_until
@@ -95,7 +104,16 @@ class _Store:
             for scope_spans in resource_spans.scope_spans:
                 for s in scope_spans.spans:
                     spans.append(
-                        Span(s.name, s.trace_id.hex(), s.span_id.hex(), s.parent_span_id.hex(), s.kind, attributes(s.attributes), s.status.code, service)
+                        Span(
+                            s.name,
+                            s.trace_id.hex(),
+                            s.span_id.hex(),
+                            s.parent_span_id.hex(),
+                            s.kind,
+                            attributes(s.attributes),
+                            s.status.code,
+                            service,
+                        )
                     )
         with self.lock:
             self.spans.extend(spans)
@@ -129,7 +147,9 @@ class _Store:
             service = attributes(resource_logs.resource.attributes).get("service.name", "")
             for scope_logs in resource_logs.scope_logs:
                 for r in scope_logs.log_records:
-                    records.append(LogRecord(any_value(r.body), r.severity_text, attributes(r.attributes), r.trace_id.hex(), r.span_id.hex(), service))
+                    records.append(
+                        LogRecord(any_value(r.body), r.severity_text, attributes(r.attributes), r.trace_id.hex(), r.span_id.hex(), service)
+                    )
         with self.lock:
             self.logs.extend(records)
             self.requests[via] += 1
@@ -139,7 +159,7 @@ class _Traces(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, store: _Store):
         self.store = store
 
-    def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 - the gRPC method name
+    def Export(self, request: Any, context: Any) -> Any:
         self.store.add_traces(request, "grpc")
         return trace_service_pb2.ExportTraceServiceResponse()
 
@@ -148,7 +168,7 @@ class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
     def __init__(self, store: _Store):
         self.store = store
 
-    def Export(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def Export(self, request: Any, context: Any) -> Any:
         self.store.add_metrics(request, "grpc")
         return metrics_service_pb2.ExportMetricsServiceResponse()
 
@@ -157,7 +177,7 @@ class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
     def __init__(self, store: _Store):
         self.store = store
 
-    def Export(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def Export(self, request: Any, context: Any) -> Any:
         self.store.add_logs(request, "grpc")
         return logs_service_pb2.ExportLogsServiceResponse()
 
@@ -171,7 +191,7 @@ _HTTP_PATHS = {
 
 def _http_handler(store: _Store) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server method name
+        def do_POST(self) -> None:
             kinds = _HTTP_PATHS.get(self.path)
             if kinds is None or self.headers.get("content-type") != "application/x-protobuf":
                 self.send_error(404 if kinds is None else 415)

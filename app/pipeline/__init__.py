@@ -1,0 +1,1 @@
+"""The transport-agnostic path every request takes: session, rate limit, route, breaker, backend call, map back."""
