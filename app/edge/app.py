@@ -79,9 +79,7 @@ def create_app(config: GatewayConfig, telemetry: Telemetry | None = None) -> Gat
         # Discovery runs in the background: the process answers /healthz at once and /readyz
         # turns 200 when backends have been asked for their capabilities.
         starting = asyncio.create_task(gateway.start())
-        unwatch = instruments().watch_backends(
-            lambda: [(ns.name, b.name, b.healthy) for ns in gateway.namespaces.values() for b in ns.backends]
-        )
+        unwatch = instruments().watch_backends(lambda: [(r.namespace, r.name, r.healthy) for r in gateway.replicas])
         log.info("gateway starting", extra={"host": config.host, "port": config.port, "namespaces": list(config.namespaces)})
         try:
             yield

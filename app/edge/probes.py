@@ -12,8 +12,8 @@ def namespace_status(gateway: Gateway) -> dict[str, str]:
     """`healthy` when every replica answers, `degraded` when some do, `unhealthy` when none do."""
     statuses = {}
     for name, ns in gateway.namespaces.items():
-        up = sum(1 for b in ns.backends if b.healthy)
-        statuses[name] = "healthy" if up == len(ns.backends) else "degraded" if up else "unhealthy"
+        up = sum(1 for r in ns.replicas if r.healthy)
+        statuses[name] = "healthy" if up == len(ns.replicas) else "degraded" if up else "unhealthy"
     return statuses
 
 

@@ -22,7 +22,6 @@ import orjson
 
 from app import __version__, telemetry
 from app.auth import ANONYMOUS, Authenticator, Principal
-from app.backends import Backend, create_backend
 from app.backends.multiplexed import (
     BROADCAST_METHODS,
     GATEWAY_HANDSHAKE,
@@ -42,12 +41,12 @@ from app.core.jsonrpc import (
 from app.core.protocol import LOG_LEVELS, check_params, negotiate
 from app.edge.client_address import ClientResolver
 from app.pipeline.aggregate import LISTS, ListKind, aggregate, expose_items, page_result
-from app.pipeline.breaker import install as install_breakers
 from app.pipeline.drain import Drain
 from app.pipeline.expiry import ExpirySweeper
 from app.pipeline.health_checks import HealthChecker
 from app.pipeline.hub import Hub
 from app.pipeline.ratelimit import RateLimiter
+from app.pipeline.replica import Replica, build_replicas
 from app.pipeline.routing import PROMPT, RESOURCE, TEMPLATE, TOOL, Namespace, Router
 from app.pipeline.upstreams import Upstreams
 from app.state import SessionRecord, StateStore, UpstreamBinding
@@ -145,14 +144,11 @@ class Gateway:
         self.drain = Drain()
         self.hub = Hub()
         namespaces = {
-            name: Namespace(name, ns.prefix, [create_backend(name, ns.effective(b)) for b in ns.backends], ns.balance)
-            for name, ns in config.namespaces.items()
+            name: Namespace(name, ns.prefix, build_replicas(name, ns, config.breaker), ns.balance) for name, ns in config.namespaces.items()
         }
-        for name, ns in namespaces.items():
-            install_breakers(name, ns.backends, config.breaker)
         self.router = Router(namespaces, config.tool_separator)
         self.limiter = RateLimiter.from_config(config)
-        self.health_checks = HealthChecker(self.backends, config.health_checks)
+        self.health_checks = HealthChecker(self.replicas, config.health_checks)
         self.upstreams = Upstreams(store, config.replica_down_seconds, on_bound=self._attach_streams)
         self.expiry = ExpirySweeper(store, self._ended)
         #: Standalone streams open on this replica: session id -> attach(namespace, binding).
@@ -170,57 +166,57 @@ class Gateway:
         self._drops = _DropLog()
         only = self.router.single
         #: One unprefixed namespace with one backend: ids pass through untouched.
-        self.passthrough = only is not None and not only.prefix and len(only.backends) == 1
-        for backend in self.backends:
-            if isinstance(backend, MultiplexedBackend):
-                backend.deliver = partial(self._deliver_unsolicited, backend.namespace)
+        self.passthrough = only is not None and not only.prefix and len(only.replicas) == 1
+        for replica in self.replicas:
+            if isinstance(replica.client, MultiplexedBackend):
+                replica.client.deliver = partial(self._deliver_unsolicited, replica.namespace)
 
     @property
     def namespaces(self) -> dict[str, Namespace]:
         return self.router.namespaces
 
     @property
-    def backends(self) -> list[Backend]:
-        return [b for ns in self.namespaces.values() for b in ns.backends]
+    def replicas(self) -> list[Replica]:
+        return [r for ns in self.namespaces.values() for r in ns.replicas]
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self, discovery_timeout: float = 10.0) -> None:
         """Learn each namespace's capabilities (one replica each) so `initialize` can merge them."""
-        await asyncio.gather(*(b.start() for b in self.backends))
+        await asyncio.gather(*(r.client.start() for r in self.replicas))
         await asyncio.gather(*(self._discover(ns, discovery_timeout) for ns in self.namespaces.values()))
         self.health_checks.start()
         self.expiry.start()
         self.ready = True
 
     async def _discover(self, ns: Namespace, timeout: float) -> None:
-        backend = ns.pick()
+        replica = ns.pick()
         try:
             async with asyncio.timeout(timeout):
-                opened = await backend.open_session(DISCOVERY_HANDSHAKE, {})
-                await backend.end_session(opened.session_id, opened.protocol_version)
-            backend.healthy = True
+                opened = await replica.client.open_session(DISCOVERY_HANDSHAKE, {})
+                await replica.client.end_session(opened.session_id, opened.protocol_version)
+            replica.healthy = True
         except (GatewayError, TimeoutError) as exc:
-            backend.healthy = False
-            log.warning("backend discovery failed: %s", exc, extra={"namespace": ns.name, "backend": backend.name})
+            replica.healthy = False
+            log.warning("backend discovery failed: %s", exc, extra={"namespace": ns.name, "backend": replica.name})
 
     async def close(self) -> None:
         await self.expiry.close()
         await self.health_checks.close()
-        await asyncio.gather(*(b.close() for b in self.backends), return_exceptions=True)
+        await asyncio.gather(*(r.client.close() for r in self.replicas), return_exceptions=True)
         await self.limiter.close()
         await self.auth.close()
         await self.store.close()
 
     def capabilities(self) -> dict[str, Any]:
         merged = _merge({}, BASE_CAPABILITIES)
-        for backend in self.backends:
-            _merge(merged, (backend.server_result or {}).get("capabilities") or {})
+        for replica in self.replicas:
+            _merge(merged, (replica.client.server_result or {}).get("capabilities") or {})
         return merged
 
     def instructions(self) -> str | None:
         parts = []
         for ns in self.namespaces.values():
-            text = next((b.server_result.get("instructions") for b in ns.backends if b.server_result), None)
+            text = next((r.client.server_result.get("instructions") for r in ns.replicas if r.client.server_result), None)
             if text:
                 parts.append(f"## {ns.name}\n{text}")
         return "\n\n".join(parts) or None
@@ -502,11 +498,11 @@ class Gateway:
 
     def _filtered_log(self, record: SessionRecord, ns: Namespace, source: str | None, message: Message) -> bool:
         """A shared-connection backend's log message below the session's `logging/setLevel`."""
-        backend = ns.backend(source or "")
+        replica = ns.replica(source or "")
         threshold = self._log_levels.get(record.id)
         params = message.get("params")
         level = params.get("level") if isinstance(params, dict) else None
-        if backend is None or not backend.shared_session or threshold is None or level not in LOG_LEVELS:
+        if replica is None or not replica.shared_session or threshold is None or level not in LOG_LEVELS:
             return False
         return LOG_LEVELS.index(level) < LOG_LEVELS.index(threshold)
 
@@ -636,11 +632,11 @@ class Gateway:
     async def _upstream_events(self, record: SessionRecord, ns: Namespace, resume: str | None) -> AsyncIterator[Event]:
         """One upstream stream, relayed; a message-less, id-less event says it has connected."""
         binding = record.upstreams[ns.name]
-        backend = ns.backend(binding.backend)
-        if backend is None:
+        replica = ns.replica(binding.backend)
+        if replica is None:
             return
         try:
-            async with aclosing(backend.listen(binding.session_id, binding.protocol_version, resume)) as events:
+            async with aclosing(replica.client.listen(binding.session_id, binding.protocol_version, resume)) as events:
                 async for event in events:
                     relayed = await self._relay(record, ns, event)
                     if relayed is not None:
@@ -739,7 +735,7 @@ class _InFlight:
 
 def _shared(ns: Namespace) -> bool:
     """One upstream connection serves every gateway session (stdio, WebSocket backends)."""
-    return any(b.shared_session for b in ns.backends)
+    return any(r.shared_session for r in ns.replicas)
 
 
 def _internal_error(exc: Exception, message: Message, record: SessionRecord) -> GatewayError:
