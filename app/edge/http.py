@@ -19,12 +19,15 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app import telemetry
+from app.auth import Authenticator
 from app.core import jsonrpc
 from app.core.events import Event
 from app.core.jsonrpc import ErrorCode, GatewayError, Message
 from app.core.protocol import SESSION_HEADER, SUPPORTED_VERSIONS, VERSION_HEADER
 from app.edge import sse
+from app.edge.client_address import ClientResolver
 from app.edge.origin import OriginPolicy
+from app.pipeline.drain import Drain
 from app.pipeline.gateway import Gateway, RequestContext
 from app.state import SessionRecord
 
@@ -69,13 +72,27 @@ class _HeldStream(StreamingResponse):
 
 
 class StreamableHttp:
-    """The `/mcp` endpoint, bound to one Gateway."""
+    """The `/mcp` endpoint: the edge's checks (origin, headers, body, authentication), then the
+    pipeline (`gateway`)."""
 
-    def __init__(self, gateway: Gateway, policy: OriginPolicy):
+    def __init__(
+        self,
+        gateway: Gateway,
+        *,
+        policy: OriginPolicy,
+        clients: ClientResolver,
+        auth: Authenticator,
+        drain: Drain,
+        max_body_bytes: int,
+        max_streams_per_principal: int,
+    ):
         self.gateway = gateway
         self.policy = policy
-        self.max_body = gateway.config.max_body_bytes
-        self.max_streams = gateway.config.max_streams_per_principal
+        self.clients = clients
+        self.auth = auth
+        self.drain = drain
+        self.max_body = max_body_bytes
+        self.max_streams = max_streams_per_principal
         #: Standalone streams open on this replica, per principal: one caller holding hundreds
         #: would otherwise take every upstream stream connection from everyone else.
         self._streams: Counter[tuple[str, str]] = Counter()
@@ -103,10 +120,10 @@ class StreamableHttp:
         """Who is asking (authenticated here, on every request: HTTP has no connection state)."""
         traceparent = request.headers.get("traceparent")
         peer = request.client.host if request.client else None
-        client_address, protocol = self.gateway.clients.resolve(peer, request.headers, "http")
+        client_address, protocol = self.clients.resolve(peer, request.headers, "http")
         return RequestContext(
             protocol=protocol,
-            principal=await self.gateway.auth.authenticate(request.headers),
+            principal=await self.auth.authenticate(request.headers),
             client_address=client_address,
             headers={"traceparent": traceparent} if traceparent else {},
         )
@@ -134,7 +151,7 @@ class StreamableHttp:
         return await self.gateway.session(ctx, session_id)
 
     async def post(self, request: Request) -> Response:
-        with self.gateway.drain.request():
+        with self.drain.request():
             return await self._post(request)
 
     async def _post(self, request: Request) -> Response:
@@ -183,7 +200,7 @@ class StreamableHttp:
             return json_response(first.message)
 
         async def stream() -> AsyncIterator[bytes]:
-            with self.gateway.drain.request():
+            with self.drain.request():
                 async with aclosing(events):
                     yield sse.encode(first)
                     async for event in events:
@@ -207,10 +224,10 @@ class StreamableHttp:
                 raise
         except GatewayError as error:
             return error_http(error)
-        return _HeldStream(_with_keepalive(events, self.gateway.drain.stopping), release)
+        return _HeldStream(_with_keepalive(events, self.drain.stopping), release)
 
     async def delete(self, request: Request) -> Response:
-        with self.gateway.drain.request():
+        with self.drain.request():
             return await self._delete(request)
 
     async def _delete(self, request: Request) -> Response:

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from app import __version__, telemetry
-from app.auth import ANONYMOUS, Authenticator, Principal
+from app.auth import ANONYMOUS, Principal
 from app.backends.multiplexed import (
     BROADCAST_METHODS,
     GATEWAY_HANDSHAKE,
@@ -39,14 +39,12 @@ from app.core.jsonrpc import (
     result_response,
 )
 from app.core.protocol import LOG_LEVELS, check_params, negotiate
-from app.edge.client_address import ClientResolver
 from app.pipeline.aggregate import LISTS, ListKind, aggregate, expose_items, page_result
-from app.pipeline.drain import Drain
 from app.pipeline.expiry import ExpirySweeper
 from app.pipeline.health_checks import HealthChecker
 from app.pipeline.hub import Hub
 from app.pipeline.ratelimit import RateLimiter
-from app.pipeline.replica import Replica, build_replicas
+from app.pipeline.replica import Replica
 from app.pipeline.routing import PROMPT, RESOURCE, TEMPLATE, TOOL, Namespace, Router
 from app.pipeline.upstreams import Upstreams
 from app.state import SessionRecord, StateStore, UpstreamBinding
@@ -136,18 +134,12 @@ def _merge(into: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, store: StateStore):
+    def __init__(self, config: GatewayConfig, store: StateStore, namespaces: dict[str, Namespace], hub: Hub, limiter: RateLimiter):
         self.config = config
         self.store = store
-        self.auth = Authenticator(config.auth)
-        self.clients = ClientResolver(config.trusted_proxies)
-        self.drain = Drain()
-        self.hub = Hub()
-        namespaces = {
-            name: Namespace(name, ns.prefix, build_replicas(name, ns, config.breaker), ns.balance) for name, ns in config.namespaces.items()
-        }
+        self.hub = hub
         self.router = Router(namespaces, config.tool_separator)
-        self.limiter = RateLimiter.from_config(config)
+        self.limiter = limiter
         self.health_checks = HealthChecker(self.replicas, config.health_checks)
         self.upstreams = Upstreams(store, config.replica_down_seconds, on_bound=self._attach_streams)
         self.expiry = ExpirySweeper(store, self._ended)
@@ -203,9 +195,6 @@ class Gateway:
         await self.expiry.close()
         await self.health_checks.close()
         await asyncio.gather(*(r.client.close() for r in self.replicas), return_exceptions=True)
-        await self.limiter.close()
-        await self.auth.close()
-        await self.store.close()
 
     def capabilities(self) -> dict[str, Any]:
         merged = _merge({}, BASE_CAPABILITIES)
