@@ -27,8 +27,9 @@ from app.core.protocol import SESSION_HEADER, SUPPORTED_VERSIONS, VERSION_HEADER
 from app.edge import sse
 from app.edge.client_address import ClientResolver
 from app.edge.origin import OriginPolicy
+from app.pipeline.context import RequestContext
+from app.pipeline.dispatch import Pipeline
 from app.pipeline.drain import Drain
-from app.pipeline.gateway import Gateway, RequestContext
 from app.state import SessionRecord
 
 log = logging.getLogger("mcp_gateway.http")
@@ -73,11 +74,11 @@ class _HeldStream(StreamingResponse):
 
 class StreamableHttp:
     """The `/mcp` endpoint: the edge's checks (origin, headers, body, authentication), then the
-    pipeline (`gateway`)."""
+    pipeline."""
 
     def __init__(
         self,
-        gateway: Gateway,
+        pipeline: Pipeline,
         *,
         policy: OriginPolicy,
         clients: ClientResolver,
@@ -86,7 +87,7 @@ class StreamableHttp:
         max_body_bytes: int,
         max_streams_per_principal: int,
     ):
-        self.gateway = gateway
+        self.pipeline = pipeline
         self.policy = policy
         self.clients = clients
         self.auth = auth
@@ -148,7 +149,7 @@ class StreamableHttp:
         session_id = request.headers.get(SESSION_HEADER)
         if not session_id:
             raise _bad_request("Bad Request: Mcp-Session-Id header is required (send initialize first)")
-        return await self.gateway.session(ctx, session_id)
+        return await self.pipeline.session(ctx, session_id)
 
     async def post(self, request: Request) -> Response:
         with self.drain.request():
@@ -171,14 +172,14 @@ class StreamableHttp:
             if message.get("method") == "initialize":
                 if not jsonrpc.is_request(message):
                     raise _bad_request("Invalid Request: initialize must be a request with an id")
-                record, response = await self.gateway.initialize(ctx, message)
+                record, response = await self.pipeline.initialize(ctx, message)
                 return json_response(response, headers={SESSION_HEADER: record.id})
             record = await self._session(ctx, request)
             if jsonrpc.is_notification(message):
-                await self.gateway.handle_notification(ctx, record, message)
+                await self.pipeline.handle_notification(ctx, record, message)
                 return Response(status_code=202)
             if jsonrpc.is_response(message):
-                await self.gateway.handle_response(ctx, record, message)
+                await self.pipeline.handle_response(ctx, record, message)
                 return Response(status_code=202)
             return await self._answer(ctx, record, message)
         except GatewayError as error:
@@ -188,7 +189,7 @@ class StreamableHttp:
             return error_http(error, request_id)
 
     async def _answer(self, ctx: RequestContext, record: SessionRecord, message: Message) -> Response:
-        events = self.gateway.handle_request(ctx, record, message)
+        events = self.pipeline.handle_request(ctx, record, message)
         first = await anext(events)
         if (
             first.event_id is None
@@ -218,7 +219,7 @@ class StreamableHttp:
             record = await self._session(ctx, request)
             release = self._hold_stream(ctx)
             try:
-                events = await self.gateway.listen(ctx, record, request.headers.get("last-event-id"))
+                events = await self.pipeline.listen(ctx, record, request.headers.get("last-event-id"))
             except BaseException:
                 release()
                 raise
@@ -234,7 +235,7 @@ class StreamableHttp:
         try:
             self.policy.check(request.headers)
             record = await self._session(await self._context(request), request)
-            await self.gateway.end_session(record)
+            await self.pipeline.end_session(record)
         except GatewayError as error:
             return error_http(error)
         return Response(status_code=204)

@@ -21,8 +21,9 @@ from app.core.jsonrpc import ErrorCode, GatewayError, Message
 from app.edge.client_address import ClientResolver
 from app.edge.http import error_http
 from app.edge.origin import OriginPolicy
+from app.pipeline.context import RequestContext
+from app.pipeline.dispatch import Pipeline
 from app.pipeline.drain import Drain
-from app.pipeline.gateway import Gateway, RequestContext
 from app.pipeline.hub import Hub
 from app.state import SessionRecord
 from app.telemetry.logs import cap
@@ -52,7 +53,7 @@ class WebSocketEdge:
 
     def __init__(
         self,
-        gateway: Gateway,
+        pipeline: Pipeline,
         *,
         policy: OriginPolicy,
         clients: ClientResolver,
@@ -63,7 +64,7 @@ class WebSocketEdge:
         max_in_flight_per_connection: int,
         session_ttl: float,
     ):
-        self.gateway = gateway
+        self.pipeline = pipeline
         self.policy = policy
         self.clients = clients
         self.auth = auth
@@ -104,7 +105,7 @@ class WebSocketConnection:
 
     def __init__(self, edge: WebSocketEdge, websocket: WebSocket, principal: Principal):
         self.edge = edge
-        self.gateway = edge.gateway
+        self.pipeline = edge.pipeline
         self.ws = websocket
         self.record: SessionRecord | None = None
         peer = websocket.client.host if websocket.client else None
@@ -168,7 +169,7 @@ class WebSocketConnection:
                 raise GatewayError(ErrorCode.INVALID_REQUEST, "Invalid Request: this connection is already initialized")
             if not jsonrpc.is_request(message):
                 raise GatewayError(ErrorCode.INVALID_REQUEST, "Invalid Request: initialize must be a request with an id")
-            self.record, response = await self.gateway.initialize(self.ctx, message)
+            self.record, response = await self.pipeline.initialize(self.ctx, message)
             self._push = asyncio.create_task(self._forward_pushes(self.record.id))
             await self.send(response)
             return
@@ -180,13 +181,13 @@ class WebSocketConnection:
         record = await self._touch(self.record)
         if jsonrpc.is_notification(message):
             try:
-                await self.gateway.handle_notification(self.ctx, record, message)
+                await self.pipeline.handle_notification(self.ctx, record, message)
             except GatewayError as error:
                 if error.code != ErrorCode.RATE_LIMITED:
                     raise
                 # Dropped (the gateway counted and logged it): a notification gets no answer.
         elif jsonrpc.is_response(message):
-            await self.gateway.handle_response(self.ctx, record, message)
+            await self.pipeline.handle_response(self.ctx, record, message)
         elif self._closing is not None:
             raise GatewayError(ErrorCode.SHUTTING_DOWN, "Server shutting down: reconnect to send new requests")
         elif self._slots.locked():
@@ -205,7 +206,7 @@ class WebSocketConnection:
         now = time.monotonic()
         if now - self._touched > self.edge.session_ttl / 3:
             self._touched = now
-            await self.gateway.keep_alive(record)
+            await self.pipeline.keep_alive(record)
         return record
 
     async def _request(self, record: SessionRecord, message: Message) -> None:
@@ -217,7 +218,7 @@ class WebSocketConnection:
 
     async def _answer(self, record: SessionRecord, message: Message) -> None:
         try:
-            async with aclosing(self.gateway.handle_request(self.ctx, record, message)) as events:
+            async with aclosing(self.pipeline.handle_request(self.ctx, record, message)) as events:
                 async for event in events:
                     if event.message is not None:
                         await self.send(event.message)
@@ -246,4 +247,4 @@ class WebSocketConnection:
         for task in [*self._tasks, *([self._push] if self._push else [])]:
             task.cancel()
         if self.record is not None:
-            await self.gateway.end_session(self.record)
+            await self.pipeline.end_session(self.record)

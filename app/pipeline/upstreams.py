@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 from app import telemetry
@@ -23,13 +23,12 @@ from app.core.background import BackgroundTasks
 from app.core.events import Event
 from app.core.jsonrpc import ErrorCode, Message, is_response
 from app.pipeline.breaker import CircuitOpen, Permit
+from app.pipeline.hub import Bindings
 from app.pipeline.replica import Replica
 from app.pipeline.routing import Namespace
 from app.state import SessionRecord, StateStore, UpstreamBinding
 
 log = logging.getLogger("mcp_gateway.upstreams")
-
-OnBound = Callable[[str, str, UpstreamBinding], Awaitable[None]]
 
 #: Requests that only read, so sending one again is harmless: a failure of the backend before
 #: any answer retries once on another replica. `tools/call` is never among them.
@@ -48,13 +47,13 @@ RETRYABLE_READS = frozenset(
 
 
 class Upstreams:
-    def __init__(self, store: StateStore, down_seconds: float, on_bound: OnBound | None = None):
+    def __init__(self, store: StateStore, down_seconds: float, bindings: Bindings):
         self.store = store
         self.down_seconds = down_seconds
-        #: Awaited whenever a session gets a new upstream session, before the first request goes
+        #: Where a session's new upstream session is announced, before the first request goes
         #: there, so a standalone stream can attach to it and miss nothing the backend sends. It
         #: is given the binding: the stream's own copy of the session record predates it.
-        self.on_bound = on_bound
+        self.bindings = bindings
         self._background = BackgroundTasks()
 
     # -- circuit breakers ---------------------------------------------------------------------
@@ -180,8 +179,7 @@ class Upstreams:
                 if old is not None and old.breaker.allows():  # No goodbye to a replica whose circuit is open.
                     self._background.spawn(old.client.end_session(current.session_id, current.protocol_version))
             record.upstreams[ns.name] = fresh
-            if self.on_bound is not None:
-                await self.on_bound(record.id, ns.name, fresh)
+            await self.bindings.bound(record.id, ns.name, fresh)
         except BaseException:
             permit.release()
             raise
