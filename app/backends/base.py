@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,7 +107,7 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def request(
         self, session_id: str | None, protocol_version: str | None, message: Message, headers: dict[str, str], owner: str
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Send a request; yield what the backend sends for it, ending with its response."""
 
     @abc.abstractmethod
@@ -121,7 +121,7 @@ class Backend(abc.ABC):
     ) -> None:
         """Send a notification or a response (to a server-to-client request)."""
 
-    async def listen(self, session_id: str | None, protocol_version: str | None, last_event_id: str | None) -> AsyncIterator[Event]:
+    async def listen(self, session_id: str | None, protocol_version: str | None, last_event_id: str | None) -> AsyncGenerator[Event, None]:
         """The backend's standalone stream (HTTP GET), opening with a message-less event once it is
         connected. Connection-scoped transports have none: their unsolicited messages reach
         sessions through the gateway's hub instead."""

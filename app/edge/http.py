@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any
 
@@ -241,7 +241,7 @@ class StreamableHttp:
         return Response(status_code=204)
 
 
-async def _with_keepalive(events: AsyncIterator[Event], stopping: asyncio.Event) -> AsyncIterator[bytes]:
+async def _with_keepalive(events: AsyncGenerator[Event, None], stopping: asyncio.Event) -> AsyncIterator[bytes]:
     """SSE bytes of `events`, with a comment whenever the stream has been idle a while; ends when
     the gateway drains (the client reconnects, to another replica)."""
     queue: asyncio.Queue[Event | None] = asyncio.Queue(1)

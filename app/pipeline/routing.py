@@ -27,7 +27,7 @@ class Namespace:
     prefix: bool
     replicas: list[Replica]
     balance: str = "least_inflight"
-    _turn: itertools.count = field(default_factory=itertools.count, repr=False)
+    _turn: itertools.count[int] = field(default_factory=itertools.count, repr=False)
 
     def replica(self, name: str) -> Replica | None:
         return next((r for r in self.replicas if r.name == name), None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
 from app import telemetry
@@ -186,7 +186,7 @@ class Upstreams:
         return replica, fresh, permit
 
     # -- calls --------------------------------------------------------------------------------
-    async def call(self, record: SessionRecord, ns: Namespace, message: Message, headers: dict[str, str]) -> AsyncIterator[Event]:
+    async def call(self, record: SessionRecord, ns: Namespace, message: Message, headers: dict[str, str]) -> AsyncGenerator[Event, None]:
         """Send a request; yield what comes back. Moves to another replica when the first refused
         the connection (the request was never sent), re-opens a forgotten upstream session once,
         and retries a read-only request once on another replica after a backend failure, as long
