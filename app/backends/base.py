@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +11,6 @@ from app.config import BackendConfig
 from app.core import jsonrpc
 from app.core.events import Event
 from app.core.jsonrpc import ErrorCode, GatewayError, Message
-from app.pipeline.breaker import CircuitBreaker
 
 #: How much of a backend's own words (an invalid message's complaint) an error may quote.
 MAX_REASON_CHARS = 200
@@ -65,7 +63,8 @@ class BackendFailure(GatewayError):
 
 
 class Backend(abc.ABC):
-    """One replica of an MCP server. Subclasses keep their connections pooled and reused."""
+    """An MCP client to one replica of a server. Subclasses keep their connections pooled and reused;
+    what the gateway decides about the replica (breaker, health) lives in `app.pipeline.replica`."""
 
     #: True when one shared upstream session serves every gateway session (stdio, WebSocket).
     shared_session = False
@@ -74,22 +73,8 @@ class Backend(abc.ABC):
         self.namespace = namespace
         self.config = config
         self.name = config.name
-        self.in_flight = 0
-        #: This replica's circuit breaker (the gateway installs one with the configured settings).
-        self.breaker = CircuitBreaker(namespace, self.name)
-        self.down_until = 0.0
-        #: Did the last exchange with this replica succeed? None until the first one.
-        self.healthy: bool | None = None
         #: The most recent initialize result seen from this replica (capabilities to merge).
         self.server_result: dict[str, Any] | None = None
-
-    @property
-    def available(self) -> bool:
-        return time.monotonic() >= self.down_until
-
-    def mark_down(self, seconds: float) -> None:
-        self.down_until = time.monotonic() + seconds
-        self.healthy = False
 
     def failure(self, reason: str, *, timeout: bool = False, connect: bool = False, trips: bool = True) -> BackendFailure:
         return BackendFailure(self.namespace, self.name, reason, timeout=timeout, connect=connect, trips=trips)

@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.edge.app import create_app
+    from app.assembly import assemble
     from app.edge.head import HeadLimits, bounded_http_protocol
     from app.edge.websocket import max_frame_bytes
     from app.telemetry import TelemetryError
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"telemetry error: {error}", file=sys.stderr)
         return 2
     try:
-        app = create_app(config, telemetry)
+        app = assemble(config, telemetry)
     except AuthSetupError as error:
         telemetry.shutdown()
         print(f"config error: {error}", file=sys.stderr)
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
             proxy_headers=False,
         ),
-        app.gateway.drain,
+        app.drain,
         max(1.0, config.drain_timeout_seconds - SHUTDOWN_GRACE_SECONDS - FLUSH_RESERVE_SECONDS),
     )
     try:

@@ -1,12 +1,10 @@
-"""The ASGI application: routes of every edge, and the gateway's lifecycle."""
+"""The ASGI application: the routes of every edge (built by `app.assembly`)."""
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import FastAPI, WebSocket
@@ -15,16 +13,11 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from app import __version__
-from app.config import GatewayConfig
 from app.edge.http import StreamableHttp, json_response
-from app.edge.origin import OriginPolicy
-from app.edge.probes import health_payload, readiness
-from app.edge.websocket import serve_websocket
-from app.pipeline.gateway import Gateway
-from app.state import open_store
-from app.telemetry import ConnectionMetrics, Telemetry, current_instruments
-
-log = logging.getLogger("mcp_gateway")
+from app.edge.probes import Probes
+from app.edge.websocket import WebSocketEdge
+from app.pipeline.drain import Drain
+from app.telemetry import ConnectionMetrics
 
 
 def _without_native_telemetry() -> dict[str, Any]:
@@ -47,11 +40,12 @@ class GatewayApp:
     exit-stack and exception middleware, the router) cost 4 % of the gateway's instructions per
     call (docs/performance.md)."""
 
-    def __init__(self, framework: FastAPI, gateway: Gateway, http: StreamableHttp):
+    def __init__(self, framework: FastAPI, http: StreamableHttp, drain: Drain, relayed: Callable[[Scope], bool]):
         self.framework = framework
-        self.gateway = gateway
+        #: What `serve` drains on shutdown.
+        self.drain = drain
         self._handlers = {"POST": http.post, "GET": http.get, "DELETE": http.delete}
-        self._asgi = ConnectionMetrics(self._route, relayed=gateway.clients.relayed)
+        self._asgi = ConnectionMetrics(self._route, relayed=relayed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._asgi(scope, receive, send)
@@ -68,31 +62,16 @@ class GatewayApp:
         await response(scope, receive, send)
 
 
-def create_app(config: GatewayConfig, telemetry: Telemetry | None = None) -> GatewayApp:
-    """The app; `telemetry` (from `app.telemetry.setup`) is flushed and closed when it stops."""
-    gateway = Gateway(config, open_store(config.redis_url, config.session_ttl_seconds))
-    policy = OriginPolicy(config)
-    http = StreamableHttp(gateway, policy)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # Discovery runs in the background: the process answers /healthz at once and /readyz
-        # turns 200 when backends have been asked for their capabilities.
-        starting = asyncio.create_task(gateway.start())
-        unwatch = current_instruments().watch_backends(
-            lambda: [(ns.name, b.name, b.healthy) for ns in gateway.namespaces.values() for b in ns.backends]
-        )
-        log.info("gateway starting", extra={"host": config.host, "port": config.port, "namespaces": list(config.namespaces)})
-        try:
-            yield
-        finally:
-            starting.cancel()
-            unwatch()
-            await gateway.close()
-            log.info("gateway stopped")
-            if telemetry is not None:
-                telemetry.shutdown()  # Spans, a final metrics export and logs, before the process exits.
-
+def web_app(
+    *,
+    http: StreamableHttp,
+    websocket: WebSocketEdge,
+    probes: Probes,
+    drain: Drain,
+    relayed: Callable[[Scope], bool],
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+) -> GatewayApp:
+    """The ASGI app over the edges: `/mcp`, `/ws`, `/health`, `/healthz`, `/readyz`."""
     app = FastAPI(
         title="MCP Gateway",
         version=__version__,
@@ -104,12 +83,12 @@ def create_app(config: GatewayConfig, telemetry: Telemetry | None = None) -> Gat
     )
 
     @app.websocket("/ws")
-    async def ws(websocket: WebSocket) -> None:
-        await serve_websocket(gateway, policy, websocket)
+    async def ws(socket: WebSocket) -> None:
+        await websocket.serve(socket)
 
     @app.get("/health")
     async def health() -> Response:
-        payload, status = await health_payload(gateway)
+        payload, status = await probes.health()
         return json_response(payload, status)
 
     @app.get("/healthz")
@@ -118,7 +97,7 @@ def create_app(config: GatewayConfig, telemetry: Telemetry | None = None) -> Gat
 
     @app.get("/readyz")
     async def readyz() -> Response:
-        payload, status = await readiness(gateway)
+        payload, status = await probes.readiness()
         return json_response(payload, status)
 
-    return GatewayApp(app, gateway, http)
+    return GatewayApp(app, http, drain, relayed)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
-from typing import cast
+
+from starlette.types import Scope
 
 from app.core.headers import RELAYED_TRANSPORTS, TRANSPORT_HEADER
 
@@ -29,13 +30,13 @@ class ClientResolver:
     def _trusted(self, peer: str | None) -> bool:
         return bool(peer and self.trusted and self._trusted_address(peer))
 
-    def relayed(self, scope: Mapping[str, object]) -> bool:
+    def relayed(self, scope: Scope) -> bool:
         """Does this ASGI connection come from a trusted relay of another transport?"""
         client = scope.get("client")
         peer = client[0] if isinstance(client, (tuple, list)) and client else None
         if not self._trusted(peer):
             return False
-        headers = dict(cast(Iterable[tuple[bytes, bytes]], scope.get("headers") or []))
+        headers: dict[bytes, bytes] = dict(scope.get("headers") or [])
         # Latin-1 decodes any bytes (as Starlette reads headers): a value that is not UTF-8 is an
         # unknown transport, not an error.
         relayed = headers.get(TRANSPORT_HEADER.encode(), b"").decode("latin-1").lower()

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any
 
@@ -19,13 +19,17 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app import telemetry
+from app.auth import Authenticator
 from app.core import jsonrpc
 from app.core.events import Event
 from app.core.jsonrpc import ErrorCode, GatewayError, Message
 from app.core.protocol import SESSION_HEADER, SUPPORTED_VERSIONS, VERSION_HEADER
 from app.edge import sse
+from app.edge.client_address import ClientResolver
 from app.edge.origin import OriginPolicy
-from app.pipeline.gateway import Gateway, RequestContext
+from app.pipeline.context import RequestContext
+from app.pipeline.dispatch import Pipeline
+from app.pipeline.drain import Drain
 from app.state import SessionRecord
 
 log = logging.getLogger("mcp_gateway.http")
@@ -69,13 +73,27 @@ class _HeldStream(StreamingResponse):
 
 
 class StreamableHttp:
-    """The `/mcp` endpoint, bound to one Gateway."""
+    """The `/mcp` endpoint: the edge's checks (origin, headers, body, authentication), then the
+    pipeline."""
 
-    def __init__(self, gateway: Gateway, policy: OriginPolicy):
-        self.gateway = gateway
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        policy: OriginPolicy,
+        clients: ClientResolver,
+        auth: Authenticator,
+        drain: Drain,
+        max_body_bytes: int,
+        max_streams_per_principal: int,
+    ):
+        self.pipeline = pipeline
         self.policy = policy
-        self.max_body = gateway.config.max_body_bytes
-        self.max_streams = gateway.config.max_streams_per_principal
+        self.clients = clients
+        self.auth = auth
+        self.drain = drain
+        self.max_body = max_body_bytes
+        self.max_streams = max_streams_per_principal
         #: Standalone streams open on this replica, per principal: one caller holding hundreds
         #: would otherwise take every upstream stream connection from everyone else.
         self._streams: Counter[tuple[str, str]] = Counter()
@@ -103,10 +121,10 @@ class StreamableHttp:
         """Who is asking (authenticated here, on every request: HTTP has no connection state)."""
         traceparent = request.headers.get("traceparent")
         peer = request.client.host if request.client else None
-        client_address, protocol = self.gateway.clients.resolve(peer, request.headers, "http")
+        client_address, protocol = self.clients.resolve(peer, request.headers, "http")
         return RequestContext(
             protocol=protocol,
-            principal=await self.gateway.auth.authenticate(request.headers),
+            principal=await self.auth.authenticate(request.headers),
             client_address=client_address,
             headers={"traceparent": traceparent} if traceparent else {},
         )
@@ -131,10 +149,10 @@ class StreamableHttp:
         session_id = request.headers.get(SESSION_HEADER)
         if not session_id:
             raise _bad_request("Bad Request: Mcp-Session-Id header is required (send initialize first)")
-        return await self.gateway.session(ctx, session_id)
+        return await self.pipeline.session(ctx, session_id)
 
     async def post(self, request: Request) -> Response:
-        with self.gateway.drain.request():
+        with self.drain.request():
             return await self._post(request)
 
     async def _post(self, request: Request) -> Response:
@@ -154,14 +172,14 @@ class StreamableHttp:
             if message.get("method") == "initialize":
                 if not jsonrpc.is_request(message):
                     raise _bad_request("Invalid Request: initialize must be a request with an id")
-                record, response = await self.gateway.initialize(ctx, message)
+                record, response = await self.pipeline.initialize(ctx, message)
                 return json_response(response, headers={SESSION_HEADER: record.id})
             record = await self._session(ctx, request)
             if jsonrpc.is_notification(message):
-                await self.gateway.handle_notification(ctx, record, message)
+                await self.pipeline.handle_notification(ctx, record, message)
                 return Response(status_code=202)
             if jsonrpc.is_response(message):
-                await self.gateway.handle_response(ctx, record, message)
+                await self.pipeline.handle_response(ctx, record, message)
                 return Response(status_code=202)
             return await self._answer(ctx, record, message)
         except GatewayError as error:
@@ -171,7 +189,7 @@ class StreamableHttp:
             return error_http(error, request_id)
 
     async def _answer(self, ctx: RequestContext, record: SessionRecord, message: Message) -> Response:
-        events = self.gateway.handle_request(ctx, record, message)
+        events = self.pipeline.handle_request(ctx, record, message)
         first = await anext(events)
         if (
             first.event_id is None
@@ -183,7 +201,7 @@ class StreamableHttp:
             return json_response(first.message)
 
         async def stream() -> AsyncIterator[bytes]:
-            with self.gateway.drain.request():
+            with self.drain.request():
                 async with aclosing(events):
                     yield sse.encode(first)
                     async for event in events:
@@ -201,29 +219,29 @@ class StreamableHttp:
             record = await self._session(ctx, request)
             release = self._hold_stream(ctx)
             try:
-                events = await self.gateway.listen(ctx, record, request.headers.get("last-event-id"))
+                events = await self.pipeline.listen(ctx, record, request.headers.get("last-event-id"))
             except BaseException:
                 release()
                 raise
         except GatewayError as error:
             return error_http(error)
-        return _HeldStream(_with_keepalive(events, self.gateway.drain.stopping), release)
+        return _HeldStream(_with_keepalive(events, self.drain.stopping), release)
 
     async def delete(self, request: Request) -> Response:
-        with self.gateway.drain.request():
+        with self.drain.request():
             return await self._delete(request)
 
     async def _delete(self, request: Request) -> Response:
         try:
             self.policy.check(request.headers)
             record = await self._session(await self._context(request), request)
-            await self.gateway.end_session(record)
+            await self.pipeline.end_session(record)
         except GatewayError as error:
             return error_http(error)
         return Response(status_code=204)
 
 
-async def _with_keepalive(events: AsyncIterator[Event], stopping: asyncio.Event) -> AsyncIterator[bytes]:
+async def _with_keepalive(events: AsyncGenerator[Event, None], stopping: asyncio.Event) -> AsyncIterator[bytes]:
     """SSE bytes of `events`, with a comment whenever the stream has been idle a while; ends when
     the gateway drains (the client reconnects, to another replica)."""
     queue: asyncio.Queue[Event | None] = asyncio.Queue(1)

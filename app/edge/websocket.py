@@ -15,12 +15,16 @@ from contextlib import aclosing
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app import telemetry
-from app.auth import Principal
+from app.auth import Authenticator, Principal
 from app.core import jsonrpc
 from app.core.jsonrpc import ErrorCode, GatewayError, Message
+from app.edge.client_address import ClientResolver
 from app.edge.http import error_http
 from app.edge.origin import OriginPolicy
-from app.pipeline.gateway import Gateway, RequestContext
+from app.pipeline.context import RequestContext
+from app.pipeline.dispatch import Pipeline
+from app.pipeline.drain import Drain
+from app.pipeline.hub import Hub
 from app.state import SessionRecord
 from app.telemetry.logs import cap
 
@@ -43,19 +47,73 @@ def max_frame_bytes(max_body_bytes: int) -> int:
     return 2 * max_body_bytes
 
 
+class WebSocketEdge:
+    """The `/ws` endpoint: the edge's checks (origin, subprotocol, draining, authentication), then
+    one `WebSocketConnection` per client."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        policy: OriginPolicy,
+        clients: ClientResolver,
+        auth: Authenticator,
+        drain: Drain,
+        hub: Hub,
+        max_body_bytes: int,
+        max_in_flight_per_connection: int,
+        session_ttl: float,
+    ):
+        self.pipeline = pipeline
+        self.policy = policy
+        self.clients = clients
+        self.auth = auth
+        self.drain = drain
+        self.hub = hub
+        self.max_body = max_body_bytes
+        self.max_in_flight = max_in_flight_per_connection
+        self.session_ttl = session_ttl
+
+    async def serve(self, websocket: WebSocket) -> None:
+        try:
+            self.policy.check(websocket.headers)
+        except GatewayError as error:
+            log.warning("websocket refused: %s", error.message)
+            await websocket.send_denial_response(error_http(error))
+            return
+        offered = websocket.scope.get("subprotocols", [])
+        if SUBPROTOCOL not in offered:
+            # A plain 403 would leave a first-time user guessing: say what is missing.
+            log.warning("websocket refused: subprotocol 'mcp' not offered", extra={"subprotocols": cap(", ".join(offered))})
+            await websocket.send_denial_response(error_http(SUBPROTOCOL_REQUIRED))
+            return
+        if self.drain.draining:
+            await websocket.send_denial_response(error_http(GatewayError(ErrorCode.SHUTTING_DOWN, "Server shutting down", http_status=503)))
+            return
+        try:
+            principal = await self.auth.authenticate(websocket.headers)
+        except GatewayError as error:
+            log.warning("websocket refused: %s", error.message)
+            await websocket.send_denial_response(error_http(error))
+            return
+        await websocket.accept(subprotocol=SUBPROTOCOL)
+        await WebSocketConnection(self, websocket, principal).run()
+
+
 class WebSocketConnection:
     """One client connection: a reader loop, request tasks, and the hub's push messages."""
 
-    def __init__(self, gateway: Gateway, websocket: WebSocket, principal: Principal):
-        self.gateway = gateway
+    def __init__(self, edge: WebSocketEdge, websocket: WebSocket, principal: Principal):
+        self.edge = edge
+        self.pipeline = edge.pipeline
         self.ws = websocket
         self.record: SessionRecord | None = None
         peer = websocket.client.host if websocket.client else None
-        client_address, protocol = gateway.clients.resolve(peer, websocket.headers, "websocket")
+        client_address, protocol = edge.clients.resolve(peer, websocket.headers, "websocket")
         self.ctx = RequestContext(protocol=protocol, principal=principal, client_address=client_address)
         self._send_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(gateway.config.max_in_flight_per_connection)
+        self._slots = asyncio.Semaphore(edge.max_in_flight)
         self._push: asyncio.Task[None] | None = None
         self._touched = time.monotonic()
         self._closing: asyncio.Task[None] | None = None
@@ -65,7 +123,7 @@ class WebSocketConnection:
             await self.ws.send_text(jsonrpc.dumps(message).decode())
 
     async def run(self) -> None:
-        unregister = self.gateway.drain.on_stop(self._begin_close)
+        unregister = self.edge.drain.on_stop(self._begin_close)
         try:
             while True:
                 frame = await self.ws.receive()
@@ -95,8 +153,8 @@ class WebSocketConnection:
         started = time.perf_counter()
         try:
             size = len(data.encode()) if isinstance(data, str) else len(data or b"")
-            if data is None or size > self.gateway.config.max_body_bytes:
-                raise GatewayError(ErrorCode.INVALID_REQUEST, f"Message exceeds {self.gateway.config.max_body_bytes} bytes")
+            if data is None or size > self.edge.max_body:
+                raise GatewayError(ErrorCode.INVALID_REQUEST, f"Message exceeds {self.edge.max_body} bytes")
             message = jsonrpc.validate(jsonrpc.loads(data))
             await self._on_message(message)
         except GatewayError as error:
@@ -111,7 +169,7 @@ class WebSocketConnection:
                 raise GatewayError(ErrorCode.INVALID_REQUEST, "Invalid Request: this connection is already initialized")
             if not jsonrpc.is_request(message):
                 raise GatewayError(ErrorCode.INVALID_REQUEST, "Invalid Request: initialize must be a request with an id")
-            self.record, response = await self.gateway.initialize(self.ctx, message)
+            self.record, response = await self.pipeline.initialize(self.ctx, message)
             self._push = asyncio.create_task(self._forward_pushes(self.record.id))
             await self.send(response)
             return
@@ -123,19 +181,19 @@ class WebSocketConnection:
         record = await self._touch(self.record)
         if jsonrpc.is_notification(message):
             try:
-                await self.gateway.handle_notification(self.ctx, record, message)
+                await self.pipeline.handle_notification(self.ctx, record, message)
             except GatewayError as error:
                 if error.code != ErrorCode.RATE_LIMITED:
                     raise
                 # Dropped (the gateway counted and logged it): a notification gets no answer.
         elif jsonrpc.is_response(message):
-            await self.gateway.handle_response(self.ctx, record, message)
+            await self.pipeline.handle_response(self.ctx, record, message)
         elif self._closing is not None:
             raise GatewayError(ErrorCode.SHUTTING_DOWN, "Server shutting down: reconnect to send new requests")
         elif self._slots.locked():
             raise GatewayError(
                 ErrorCode.INVALID_REQUEST,
-                f"Too many requests in flight on this connection (limit {self.gateway.config.max_in_flight_per_connection})",
+                f"Too many requests in flight on this connection (limit {self.edge.max_in_flight})",
             )
         else:
             await self._slots.acquire()
@@ -146,21 +204,21 @@ class WebSocketConnection:
     async def _touch(self, record: SessionRecord) -> SessionRecord:
         """The open connection keeps its stored session alive without a store round trip per message."""
         now = time.monotonic()
-        if now - self._touched > self.gateway.store.session_ttl / 3:
+        if now - self._touched > self.edge.session_ttl / 3:
             self._touched = now
-            await self.gateway.keep_alive(record)
+            await self.pipeline.keep_alive(record)
         return record
 
     async def _request(self, record: SessionRecord, message: Message) -> None:
         try:
-            with self.gateway.drain.request():
+            with self.edge.drain.request():
                 await self._answer(record, message)
         finally:
             self._slots.release()
 
     async def _answer(self, record: SessionRecord, message: Message) -> None:
         try:
-            async with aclosing(self.gateway.handle_request(self.ctx, record, message)) as events:
+            async with aclosing(self.pipeline.handle_request(self.ctx, record, message)) as events:
                 async for event in events:
                     if event.message is not None:
                         await self.send(event.message)
@@ -176,43 +234,17 @@ class WebSocketConnection:
             pass  # The client went away; its answer has nowhere to go.
 
     async def _forward_pushes(self, session_id: str) -> None:
-        inbox = self.gateway.hub.subscribe(session_id, self.ctx.principal.can_read)
+        inbox = self.edge.hub.subscribe(session_id, self.ctx.principal.can_read)
         try:
             while True:
                 await self.send(await inbox.get())
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
-            self.gateway.hub.unsubscribe(session_id, inbox)
+            self.edge.hub.unsubscribe(session_id, inbox)
 
     async def _close(self) -> None:
         for task in [*self._tasks, *([self._push] if self._push else [])]:
             task.cancel()
         if self.record is not None:
-            await self.gateway.end_session(self.record)
-
-
-async def serve_websocket(gateway: Gateway, policy: OriginPolicy, websocket: WebSocket) -> None:
-    try:
-        policy.check(websocket.headers)
-    except GatewayError as error:
-        log.warning("websocket refused: %s", error.message)
-        await websocket.send_denial_response(error_http(error))
-        return
-    offered = websocket.scope.get("subprotocols", [])
-    if SUBPROTOCOL not in offered:
-        # A plain 403 would leave a first-time user guessing: say what is missing.
-        log.warning("websocket refused: subprotocol 'mcp' not offered", extra={"subprotocols": cap(", ".join(offered))})
-        await websocket.send_denial_response(error_http(SUBPROTOCOL_REQUIRED))
-        return
-    if gateway.drain.draining:
-        await websocket.send_denial_response(error_http(GatewayError(ErrorCode.SHUTTING_DOWN, "Server shutting down", http_status=503)))
-        return
-    try:
-        principal = await gateway.auth.authenticate(websocket.headers)
-    except GatewayError as error:
-        log.warning("websocket refused: %s", error.message)
-        await websocket.send_denial_response(error_http(error))
-        return
-    await websocket.accept(subprotocol=SUBPROTOCOL)
-    await WebSocketConnection(gateway, websocket, principal).run()
+            await self.pipeline.end_session(self.record)

@@ -20,7 +20,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from enum import Enum
-from typing import Any
 
 from app import telemetry
 from app.config import BreakerConfig
@@ -200,13 +199,8 @@ def state_counts(breakers: Iterable[CircuitBreaker]) -> dict[str, int]:
     return counts
 
 
-def install(namespace: str, backends: Iterable[Any], settings: BreakerConfig) -> list[CircuitBreaker]:
-    """Give each replica of a namespace its breaker, and report their states (gauge, log) now
-    and on every change."""
-    breakers: list[CircuitBreaker] = []
-    for backend in backends:
-        backend.breaker = CircuitBreaker(namespace, backend.name, settings)
-        breakers.append(backend.breaker)
+def report_states(namespace: str, breakers: list[CircuitBreaker]) -> None:
+    """Report the states of a namespace's breakers (gauge, log) now and on every change."""
 
     def changed(breaker: CircuitBreaker, previous: State) -> None:
         level = logging.WARNING if breaker.raw_state is State.OPEN else logging.INFO
@@ -222,4 +216,3 @@ def install(namespace: str, backends: Iterable[Any], settings: BreakerConfig) ->
     for breaker in breakers:
         breaker.on_change = changed
     telemetry.breaker_states(namespace, state_counts(breakers))
-    return breakers

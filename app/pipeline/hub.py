@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from app.core.jsonrpc import Message
+from app.state import UpstreamBinding
 
 #: Per-subscriber bound: a client that does not read loses notifications, the gateway no memory.
 MAX_QUEUED = 256
@@ -48,3 +49,29 @@ class Hub:
                     queue.put_nowait(message)
                     delivered += 1
         return delivered
+
+
+#: Follows a session's new upstream binding: (namespace, binding), awaited before the first request.
+Follower = Callable[[str, UpstreamBinding], Awaitable[None]]
+
+
+class Bindings:
+    """Where new upstream bindings are announced: the standalone stream open on this replica for a
+    session follows them, and the call that opened one waits (briefly) until the stream is
+    attached, so it misses nothing the backend sends. Whoever opens a binding announces it; it
+    does not need to know who listens."""
+
+    def __init__(self) -> None:
+        self._followers: dict[str, Follower] = {}
+
+    def follow(self, session_id: str, follower: Follower) -> None:
+        self._followers[session_id] = follower
+
+    def unfollow(self, session_id: str, follower: Follower) -> None:
+        if self._followers.get(session_id) is follower:
+            del self._followers[session_id]
+
+    async def bound(self, session_id: str, namespace: str, binding: UpstreamBinding) -> None:
+        follower = self._followers.get(session_id)
+        if follower is not None:
+            await follower(namespace, binding)

@@ -106,7 +106,7 @@ def open_storage(redis_url: str | None) -> Storage:
         # first command on each fails; the retry reconnects. No back-off sleeps inside a request.
         retry=Retry(NoBackoff(), 1),
     )
-    return RedisStorage(storage_uri(redis_url), wrap_exceptions=True, implementation="redispy", key_prefix=KEY_PREFIX, connection_pool=pool)
+    return RedisStorage(storage_uri(redis_url), wrap_exceptions=True, implementation="redispy", key_prefix=KEY_PREFIX, connection_pool=pool)  # type: ignore[arg-type]  # limits types its options as scalars
 
 
 class RateLimiter:

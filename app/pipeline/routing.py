@@ -12,8 +12,8 @@ import itertools
 import re
 from dataclasses import dataclass, field
 
-from app.backends import Backend
 from app.core.jsonrpc import ErrorCode, GatewayError
+from app.pipeline.replica import Replica
 
 #: Item kinds and the field that names them.
 TOOL, PROMPT, RESOURCE, TEMPLATE = "tool", "prompt", "resource", "template"
@@ -25,27 +25,27 @@ class Namespace:
 
     name: str
     prefix: bool
-    backends: list[Backend]
+    replicas: list[Replica]
     balance: str = "least_inflight"
-    _turn: itertools.count = field(default_factory=itertools.count, repr=False)
+    _turn: itertools.count[int] = field(default_factory=itertools.count, repr=False)
 
-    def backend(self, name: str) -> Backend | None:
-        return next((b for b in self.backends if b.name == name), None)
+    def replica(self, name: str) -> Replica | None:
+        return next((r for r in self.replicas if r.name == name), None)
 
-    def pick(self, exclude: Backend | None = None) -> Backend:
+    def pick(self, exclude: Replica | None = None) -> Replica:
         """The best replica (see `ranked`); `exclude` only when there is no other."""
         return self.ranked(exclude)[0]
 
-    def ranked(self, avoid: Backend | None = None) -> list[Backend]:
+    def ranked(self, avoid: Replica | None = None) -> list[Replica]:
         """Every replica, best first: circuit breaker letting calls through, not marked down, healthy
         (last exchange or health check), then by the balancing rule; `avoid` last. Marked-down
         replicas come in the order they recover."""
-        groups: dict[tuple[bool, bool, bool, bool], list[Backend]] = {}
-        for b in self.backends:
+        groups: dict[tuple[bool, bool, bool, bool], list[Replica]] = {}
+        for b in self.replicas:
             key = (b is avoid, not b.breaker.allows(), not b.available, b.healthy is False)
             groups.setdefault(key, []).append(b)
         turn = next(self._turn)
-        ranked: list[Backend] = []
+        ranked: list[Replica] = []
         for key in sorted(groups):
             group = groups[key]
             if key[2]:
@@ -62,7 +62,7 @@ class Namespace:
         return ranked
 
 
-def _rotate(items: list[Backend], turn: int) -> list[Backend]:
+def _rotate(items: list[Replica], turn: int) -> list[Replica]:
     shift = turn % len(items) if items else 0
     return items[shift:] + items[:shift]
 

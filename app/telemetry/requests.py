@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from app.core.events import Event
 from app.core.headers import RELAYED_TRANSPORTS
 from app.core.jsonrpc import ErrorCode, GatewayError, error_response
 from app.telemetry.labels import (
@@ -37,6 +39,19 @@ from app.telemetry.tracing import HANDLE_REQUEST, extract
 log = logging.getLogger("mcp_gateway.requests")
 
 _RECORDED = "_mcp_telemetry_recorded"
+
+
+class Caller(Protocol):
+    """Who made a request, as telemetry sees it (the pipeline's `RequestContext`)."""
+
+    @property
+    def protocol(self) -> str: ...
+    @property
+    def principal(self) -> object: ...
+    @property
+    def client_address(self) -> str | None: ...
+    @property
+    def headers(self) -> Mapping[str, str] | None: ...
 
 
 def current_request() -> RequestScope | None:
@@ -98,7 +113,7 @@ class RequestScope:
 
     def __init__(
         self,
-        ctx: Any,
+        ctx: Caller,
         message: dict[str, Any] | None,
         session_id: str | None = None,
         protocol_version: str | None = None,
@@ -111,7 +126,8 @@ class RequestScope:
         self.user = current_instruments().user(ctx.principal)
         self.session_id = session_id
         self.request_id = message.get("id")
-        params = message.get("params") if isinstance(message.get("params"), dict) else {}
+        raw_params = message.get("params")
+        params: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}
         name = params.get("name")
         self.tool = cap(name) if self.method == "tools/call" and isinstance(name, str) else None
         self.namespace: str | None = None
@@ -136,9 +152,9 @@ class RequestScope:
             attributes["gen_ai.prompt.name"] = cap(name)
         elif isinstance(params.get("uri"), str):
             attributes["mcp.resource.uri"] = cap(params["uri"])
-        if getattr(ctx, "client_address", None):
+        if ctx.client_address:
             attributes["client.address"] = cap(ctx.client_address)
-        parent = extract(message, getattr(ctx, "headers", None))
+        parent = extract(message, ctx.headers)
         start_time = None if started is None else time.time_ns() - int((time.perf_counter() - started) * 1e9)
         self.span = tracer().start_span(HANDLE_REQUEST, context=parent, kind=SpanKind.SERVER, attributes=attributes, start_time=start_time)
         self.context = otel_context.set_value(REQUEST_SCOPE, self, trace.set_span_in_context(self.span, parent))
@@ -170,8 +186,8 @@ class RequestScope:
             and ("result" in message or "error" in message)
         )
 
-    async def run(self, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        """Relay the pipeline's events (objects with `.message`), with this scope current while the
+    async def run(self, events: AsyncGenerator[Event, None]) -> AsyncGenerator[Event, None]:
+        """Relay the pipeline's events, with this scope current while the
         pipeline works, and finish when the response to the request passes (or when the pipeline
         raises: the error is recorded, marked as such, and propagates)."""
         try:
@@ -207,33 +223,24 @@ class RequestScope:
             self.finish(None, type(error).__name__)
 
     def finish(self, response: dict[str, Any] | None, error_type: str | None = None) -> None:
-        """Record the request's metrics, end its span, write its log line (once)."""
+        """The one place a request ends: its metrics, its span's outcome, its log line (once)."""
         if self.finished:
             return
         self.finished = True
         seconds = time.perf_counter() - self.started
-        ins = current_instruments()
-        method = method_label(self.method)
+        outcome = _outcome(response, error_type)
         namespace = self.namespace or GATEWAY
         backend = self.backend or GATEWAY
-        error = response.get("error") if response is not None else None
-        code: Any = None
-        semconv_error = None
-        if response is None:
-            status = ERROR
-            semconv_error = error_type = error_type or "incomplete"
-        elif error is not None:
-            code = error.get("code") if isinstance(error, dict) else None
-            status = error_status(code)
-            error_type = _error_kind(code)
-            semconv_error = str(code) if code is not None else "error"
-        else:
-            status = SUCCESS
-            result = response.get("result")
-            if isinstance(result, dict) and result.get("isError") is True:
-                semconv_error = "tool_error"
+        self._count(outcome, seconds, namespace, backend)
+        self._mark_span(outcome, namespace, backend)
+        self._log(outcome, seconds, namespace, backend)
+        self.span.end()
 
-        labels = {"method": method, "status": status, "namespace": namespace}
+    def _count(self, outcome: _Outcome, seconds: float, namespace: str, backend: str) -> None:
+        """`mcp_gateway_requests_total`, `mcp_gateway_request_duration_seconds`, `mcp.server.operation.duration`."""
+        ins = current_instruments()
+        method = method_label(self.method)
+        labels = {"method": method, "status": outcome.status, "namespace": namespace}
         if self.user is not None:
             labels["user"] = self.user
         ins.requests.add(1, labels)
@@ -244,23 +251,27 @@ class RequestScope:
         semconv = {"mcp.method.name": method}
         if self.tool is not None:
             semconv["gen_ai.tool.name"] = self.tool
-        if semconv_error is not None:
-            semconv["error.type"] = semconv_error
+        if outcome.semconv_error is not None:
+            semconv["error.type"] = outcome.semconv_error
         ins.operation_duration.record(seconds, semconv)
 
-        outcome: dict[str, Any] = {"namespace": namespace, "backend": backend}
-        if semconv_error is not None:
-            outcome["error.type"] = semconv_error
-            if code is not None:
-                outcome["rpc.response.status_code"] = str(code)
-            message = (error or {}).get("message") if isinstance(error, dict) else semconv_error
+    def _mark_span(self, outcome: _Outcome, namespace: str, backend: str) -> None:
+        attributes: dict[str, Any] = {"namespace": namespace, "backend": backend}
+        if outcome.semconv_error is not None:
+            attributes["error.type"] = outcome.semconv_error
+            if outcome.code is not None:
+                attributes["rpc.response.status_code"] = str(outcome.code)
+            message = (outcome.error or {}).get("message") if isinstance(outcome.error, dict) else outcome.semconv_error
             self.span.set_status(Status(StatusCode.ERROR, str(message)[:200]))
-        self.span.set_attributes(outcome)
+        self.span.set_attributes(attributes)
 
+    def _log(self, outcome: _Outcome, seconds: float, namespace: str, backend: str) -> None:
+        """The `request completed` line, written while the span is still current (so it carries
+        the trace and span ids)."""
         fields: dict[str, Any] = {
-            "method": cap(self.method) if isinstance(self.method, str) else method,
+            "method": cap(self.method) if isinstance(self.method, str) else method_label(self.method),
             "duration_ms": round(seconds * 1000, 3),
-            "status": status,
+            "status": outcome.status,
             "namespace": namespace,
             "backend": backend,
             "protocol": self.protocol,
@@ -271,20 +282,44 @@ class RequestScope:
             fields["user"] = self.user
         if self.tool is not None:
             fields["tool"] = self.tool
-        if status != SUCCESS:
-            fields["error_type"] = error_type
-            if code is not None:
-                fields["error_code"] = code
-                fields["error"] = str((error or {}).get("message", ""))[:200]
-        elif semconv_error is not None:
-            fields["error_type"] = semconv_error
-        # Logged while the span is still current, so the line carries its trace and span ids.
+        if outcome.status != SUCCESS:
+            fields["error_type"] = outcome.error_type
+            if outcome.code is not None:
+                fields["error_code"] = outcome.code
+                fields["error"] = str((outcome.error or {}).get("message", ""))[:200]
+        elif outcome.semconv_error is not None:
+            fields["error_type"] = outcome.semconv_error
         token = otel_context.attach(self.context)
         try:
             log.info("request completed", extra=fields)
         finally:
             otel_context.detach(token)
-        self.span.end()
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """How a request ended: its `status` label, the log's `error_type`, the semantic conventions'
+    `error.type` (also set for a tool's own error), and the JSON-RPC error, if any, with its code."""
+
+    status: str
+    error_type: str | None
+    semconv_error: str | None
+    code: Any
+    error: Any
+
+
+def _outcome(response: dict[str, Any] | None, error_type: str | None) -> _Outcome:
+    """`response` None: no answer reached the client (`error_type` says why, else `incomplete`)."""
+    if response is None:
+        kind = error_type or "incomplete"
+        return _Outcome(ERROR, kind, kind, None, None)
+    error = response.get("error")
+    if error is not None:
+        code = error.get("code") if isinstance(error, dict) else None
+        return _Outcome(error_status(code), _error_kind(code), str(code) if code is not None else "error", code, error)
+    result = response.get("result")
+    tool_error = "tool_error" if isinstance(result, dict) and result.get("isError") is True else None
+    return _Outcome(SUCCESS, error_type, tool_error, None, None)
 
 
 def already_recorded(error: BaseException) -> bool:
@@ -292,7 +327,7 @@ def already_recorded(error: BaseException) -> bool:
 
 
 def request_refused(
-    protocol: str, message: dict[str, Any] | None, error: BaseException, started: float | None = None, ctx: Any = None
+    protocol: str, message: dict[str, Any] | None, error: BaseException, started: float | None = None, ctx: Caller | None = None
 ) -> None:
     """The edge refused a request before (or without) the pipeline answering it: a malformed or
     unacceptable message, an unknown session, a missing credential. Counted once; notifications
@@ -306,12 +341,11 @@ def request_refused(
     scope.fail(error)
 
 
+@dataclass(frozen=True)
 class _EdgeContext:
     """What is known of a caller refused before authentication."""
 
-    principal = "anonymous"
-    client_address = None
-    headers = None
-
-    def __init__(self, protocol: str):
-        self.protocol = protocol
+    protocol: str
+    principal: object = "anonymous"
+    client_address: str | None = None
+    headers: Mapping[str, str] | None = None

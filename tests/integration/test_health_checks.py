@@ -14,8 +14,9 @@ import pytest
 
 from app.backends.http import HttpBackend
 from app.config import BackendConfig, HealthCheckConfig
-from app.pipeline.breaker import State
+from app.pipeline.breaker import CircuitBreaker, State
 from app.pipeline.health_checks import HealthChecker
+from app.pipeline.replica import Replica
 from tests.support import (
     Backend,
     GatewayProc,
@@ -114,7 +115,7 @@ def test_a_shared_connection_is_pinged_on_the_connection_and_a_dead_child_is_res
 
 async def test_an_http_health_session_the_backend_forgot_is_reopened(backend: Callable[..., Backend]) -> None:
     server = backend("forgetful")
-    replica = HttpBackend("ns", BackendConfig(name="forgetful-1", url=server.url))
+    replica = Replica(HttpBackend("ns", BackendConfig(name="forgetful-1", url=server.url)), CircuitBreaker("ns", "forgetful-1"))
     checker = HealthChecker([replica], HealthCheckConfig(interval_seconds=60, timeout_seconds=5))
     probe = checker.probes[0]
     try:
@@ -130,14 +131,14 @@ async def test_an_http_health_session_the_backend_forgot_is_reopened(backend: Ca
         assert probe.session_id and probe.session_id != first
     finally:
         await checker.close()
-        await replica.close()
+        await replica.client.close()
 
 
 async def test_a_ping_probes_a_half_open_circuit(backend: Callable[..., Backend], tmp_path: Path) -> None:
     """While a circuit is not closed the ping is its probe: success closes it, failure re-opens it;
     while it is closed a failed ping does not count against it."""
     server = backend("probed")
-    replica = HttpBackend("ns", BackendConfig(name="probed-1", url=server.url))
+    replica = Replica(HttpBackend("ns", BackendConfig(name="probed-1", url=server.url)), CircuitBreaker("ns", "probed-1"))
     checker = HealthChecker([replica], HealthCheckConfig(interval_seconds=60, timeout_seconds=5))
     probe = checker.probes[0]
     clock = [0.0]
@@ -160,7 +161,7 @@ async def test_a_ping_probes_a_half_open_circuit(backend: Callable[..., Backend]
         assert replica.breaker.raw_state is State.OPEN
     finally:
         await checker.close()
-        await replica.close()
+        await replica.client.close()
 
 
 @pytest.mark.parametrize("enabled", [False])

@@ -35,9 +35,9 @@ def no_process(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def build_app(config: Mapping[str, Any]) -> Any:
     """The one place the unit tier builds the gateway (the composition root's entry point)."""
-    from app.edge.app import create_app
+    from app.assembly import assemble
 
-    return create_app(parse_config(dict(config)))
+    return assemble(parse_config(dict(config)))
 
 
 @contextlib.asynccontextmanager

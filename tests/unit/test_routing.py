@@ -11,7 +11,7 @@ from app.pipeline.routing import PROMPT, RESOURCE, TEMPLATE, TOOL, Namespace, Ro
 
 def clash(kind: str, key: str, prefix_b: bool) -> GatewayError | None:
     """Let namespace `a` (unprefixed) then `b` expose `key`; the error, if any."""
-    namespaces = {"a": Namespace("a", prefix=False, backends=[]), "b": Namespace("b", prefix=prefix_b, backends=[])}
+    namespaces = {"a": Namespace("a", prefix=False, replicas=[]), "b": Namespace("b", prefix=prefix_b, replicas=[])}
     router = Router(namespaces, "__")
     router.learn(kind, namespaces["a"], key)
     try:
