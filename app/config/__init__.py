@@ -7,7 +7,7 @@ environment, defaults.py is the embedded default."""
 
 from app.config.auth import AuthConfig, JwtConfig
 from app.config.checks import ConfigError, parse_config
-from app.config.loading import load_config, read_config_file
+from app.config.loading import load_config, read_config_file, redis_password
 from app.config.model import (
     BackendConfig,
     BreakerConfig,
@@ -34,4 +34,5 @@ __all__ = [
     "load_config",
     "parse_config",
     "read_config_file",
+    "redis_password",
 ]

@@ -93,3 +93,9 @@ def load_config(
             data[key] = environ[var]
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return parse_config(data)
+
+
+def redis_password() -> str | None:
+    """The Redis password: from `MCP_GATEWAY_REDIS_PASSWORD` only, never the configuration file
+    (a secret in a file ends up in version control and in every copy of it)."""
+    return os.environ.get("MCP_GATEWAY_REDIS_PASSWORD") or None

@@ -139,10 +139,6 @@ class CircuitBreaker:
             return Permit(self, self._generation, probe=True)
         return None
 
-    def trip(self) -> None:
-        """Open now (an operator's or a test's override)."""
-        self._enter(State.OPEN)
-
     # -- outcomes ------------------------------------------------------------------------------
     def _settle(self, permit: Permit, ok: bool | None) -> None:
         if permit.generation != self._generation:

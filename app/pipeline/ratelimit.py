@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
 import time
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from app import telemetry
 from app.auth import Principal
 from app.config import GatewayConfig, RateLimitConfig
 from app.core.jsonrpc import ErrorCode, GatewayError
+from app.state import open_limiter_pool
 
 log = logging.getLogger("mcp_gateway.ratelimit")
 T = TypeVar("T")
@@ -89,24 +89,12 @@ def storage_uri(redis_url: str) -> str:
 
 
 def open_storage(redis_url: str | None) -> Storage:
+    """Counters in the gateway's Redis (shared by every replica), or in this process without one."""
     if not redis_url:
         return MemoryStorage()
-    from redis.asyncio import BlockingConnectionPool
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-
-    pool = BlockingConnectionPool.from_url(
-        redis_url,
-        password=os.environ.get("MCP_GATEWAY_REDIS_PASSWORD") or None,
-        max_connections=MAX_CONNECTIONS,
-        timeout=STORAGE_TIMEOUT_SECONDS,
-        socket_connect_timeout=STORAGE_TIMEOUT_SECONDS / 2,
-        socket_timeout=STORAGE_TIMEOUT_SECONDS / 2,
-        # One immediate retry: after Redis restarts, the pooled connections are dead and the
-        # first command on each fails; the retry reconnects. No back-off sleeps inside a request.
-        retry=Retry(NoBackoff(), 1),
-    )
-    return RedisStorage(storage_uri(redis_url), wrap_exceptions=True, implementation="redispy", key_prefix=KEY_PREFIX, connection_pool=pool)  # type: ignore[arg-type]  # limits types its options as scalars
+    pool = open_limiter_pool(redis_url, max_connections=MAX_CONNECTIONS, timeout=STORAGE_TIMEOUT_SECONDS)
+    # limits types its storage options as scalars; a connection pool is what redis-py expects.
+    return RedisStorage(storage_uri(redis_url), wrap_exceptions=True, implementation="redispy", key_prefix=KEY_PREFIX, connection_pool=pool)  # type: ignore[arg-type]
 
 
 class RateLimiter:
@@ -203,10 +191,6 @@ class RateLimiter:
             log.warning("rate limiting resumed: its storage answers again")
         self._failing = False
         self._backoff = BACKOFF_SECONDS
-
-    @property
-    def failing_open(self) -> bool:
-        return self._failing
 
     async def close(self) -> None:
         bridge = getattr(self.storage, "bridge", None)

@@ -149,7 +149,7 @@ def test_state_changes_are_reported_and_counted() -> None:
     succeed(b)
     assert seen == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
     other, _ = breaker()
-    other.trip()
+    fail(other, 3)
     assert state_counts([b, other]) == {"closed": 1, "open": 1, "half_open": 0}
 
 

@@ -30,6 +30,15 @@ from tests.support.guard import kill, metric, metrics_env, start_together
 FAST_HEALTH = {"interval_seconds": 0.3, "timeout_seconds": 2}
 
 
+def open_circuit(breaker: CircuitBreaker) -> None:
+    """Open a closed circuit the way calls do: `failure_threshold` failures in a row."""
+    for _ in range(breaker.settings.failure_threshold):
+        permit = breaker.acquire()
+        assert permit is not None
+        permit.failure()
+    assert breaker.state is State.OPEN
+
+
 def health(gateway: GatewayProc) -> dict[str, Any]:
     return httpx.get(f"{gateway.url}/health", timeout=5).json()
 
@@ -144,7 +153,7 @@ async def test_a_ping_probes_a_half_open_circuit(backend: Callable[..., Backend]
     clock = [0.0]
     replica.breaker.clock = lambda: clock[0]
     try:
-        replica.breaker.trip()
+        open_circuit(replica.breaker)
         assert await checker.check(probe)
         assert replica.breaker.state is State.OPEN  # Cooling down: the ping does not probe yet.
         clock[0] += replica.breaker.settings.cooldown_seconds
@@ -155,7 +164,7 @@ async def test_a_ping_probes_a_half_open_circuit(backend: Callable[..., Backend]
         for _ in range(replica.breaker.settings.failure_threshold + 1):
             assert not await checker.check(probe)
         assert replica.breaker.state is State.CLOSED and replica.healthy is False
-        replica.breaker.trip()
+        open_circuit(replica.breaker)
         clock[0] += replica.breaker.settings.cooldown_seconds
         assert not await checker.check(probe)
         assert replica.breaker.raw_state is State.OPEN
