@@ -44,10 +44,11 @@ request = {{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {{"name
 response = {{"jsonrpc": "2.0", "id": 1, "result": {{"content": [], "isError": False}}}}
 breakers = mode != "no-breaker-spans"
 
-async def pipeline():
+async def pipeline(scope):
     if breakers:
         with telemetry.span(telemetry.BREAKER_ALLOW, namespace="web", backend="web-1", user="alice"):
             pass
+    scope.route("web", "web-1")
     call = telemetry.start_span(telemetry.BACKEND_CALL, namespace="web", backend="web-1", user="alice", method="tools/call")
     telemetry.carry(call, request, {{}})
     if breakers:
@@ -57,7 +58,8 @@ async def pipeline():
     yield Event(response)
 
 async def one():
-    async for _ in RequestScope(Ctx(), request, "session", "2025-11-25").run(pipeline()):
+    scope = RequestScope(Ctx(), request, "session", "2025-11-25")
+    async for _ in scope.run(pipeline(scope)):
         pass
 
 async def main():

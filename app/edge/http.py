@@ -47,6 +47,13 @@ def error_http(error: GatewayError, request_id: jsonrpc.RequestId | None = None)
     return json_response(jsonrpc.error_response(request_id, error), error.http_status, error.headers)
 
 
+def _refusal(error: GatewayError, message: Message | None) -> Response:
+    """A POSTed message refused (logged), answered with the request's id when it had one."""
+    log.warning("request refused: %s", error.message, extra={"status": error.http_status})
+    request_id = message.get("id") if isinstance(message, dict) and "method" in message else None
+    return error_http(error, request_id)
+
+
 def _accepts(header: str, wanted: str) -> bool:
     kinds = {part.split(";")[0].strip().lower() for part in header.split(",")}
     major = wanted.split("/")[0]
@@ -172,8 +179,7 @@ class StreamableHttp:
             if message.get("method") == "initialize":
                 if not jsonrpc.is_request(message):
                     raise _bad_request("Invalid Request: initialize must be a request with an id")
-                record, response = await self.pipeline.initialize(ctx, message)
-                return json_response(response, headers={SESSION_HEADER: record.id})
+                return await self._initialize(ctx, message)
             record = await self._session(ctx, request)
             if jsonrpc.is_notification(message):
                 await self.pipeline.handle_notification(ctx, record, message)
@@ -183,14 +189,24 @@ class StreamableHttp:
                 return Response(status_code=202)
             return await self._answer(ctx, record, message)
         except GatewayError as error:
-            log.warning("request refused: %s", error.message, extra={"status": error.http_status})
-            telemetry.request_refused("http", message, error, started, ctx)
-            request_id = message.get("id") if isinstance(message, dict) and "method" in message else None
-            return error_http(error, request_id)
+            response = _refusal(error, message)
+            telemetry.request_refused("http", message, error, started, ctx)  # Refused here: counted here.
+            return response
+
+    # The pipeline's request steps count their requests, refusals included: the edge only answers.
+    async def _initialize(self, ctx: RequestContext, message: Message) -> Response:
+        try:
+            record, response = await self.pipeline.initialize(ctx, message)
+        except GatewayError as error:
+            return _refusal(error, message)
+        return json_response(response, headers={SESSION_HEADER: record.id})
 
     async def _answer(self, ctx: RequestContext, record: SessionRecord, message: Message) -> Response:
         events = self.pipeline.handle_request(ctx, record, message)
-        first = await anext(events)
+        try:
+            first = await anext(events)
+        except GatewayError as error:
+            return _refusal(error, message)
         if (
             first.event_id is None
             and first.message is not None

@@ -159,9 +159,12 @@ class WebSocketConnection:
             await self._on_message(message)
         except GatewayError as error:
             log.warning("message refused: %s", error.message)
-            telemetry.request_refused("websocket", message, error, started, self.ctx)
-            request_id = message.get("id") if message and "method" in message else None
-            await self.send(jsonrpc.error_response(request_id, error))
+            telemetry.request_refused("websocket", message, error, started, self.ctx)  # Refused here: counted here.
+            await self._refuse(message, error)
+
+    async def _refuse(self, message: Message | None, error: GatewayError) -> None:
+        request_id = message.get("id") if message and "method" in message else None
+        await self.send(jsonrpc.error_response(request_id, error))
 
     async def _on_message(self, message: Message) -> None:
         if message.get("method") == "initialize":
@@ -169,7 +172,12 @@ class WebSocketConnection:
                 raise GatewayError(ErrorCode.INVALID_REQUEST, "Invalid Request: this connection is already initialized")
             if not jsonrpc.is_request(message):
                 raise GatewayError(ErrorCode.INVALID_REQUEST, "Invalid Request: initialize must be a request with an id")
-            self.record, response = await self.pipeline.initialize(self.ctx, message)
+            try:
+                self.record, response = await self.pipeline.initialize(self.ctx, message)
+            except GatewayError as error:  # The pipeline counted it: the edge only answers.
+                log.warning("message refused: %s", error.message)
+                await self._refuse(message, error)
+                return
             self._push = asyncio.create_task(self._forward_pushes(self.record.id))
             await self.send(response)
             return

@@ -77,7 +77,7 @@ class Catalogue:
         params = {"cursor": cursor} if cursor else {}
         request = {"jsonrpc": "2.0", "id": f"gateway-list-{secrets.token_hex(4)}", "method": kind.method, "params": params}
         response = None
-        async for event in self.upstreams.call(record, ns, request, ctx.headers):
+        async for event in self.upstreams.call(record, ns, request, ctx.headers, ctx.observer):
             if event.message is not None and is_response(event.message):
                 response = event.message
         if response is None:

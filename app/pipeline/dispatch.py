@@ -76,7 +76,7 @@ class Pipeline:
         """`_handle_request` observed: its span is current while it works, and the request is
         counted and logged once when its response passes (see app.telemetry.requests)."""
         scope = telemetry.RequestScope(ctx, message, record.id, record.protocol_version)
-        return scope.run(self._handle_request(ctx, record, message))
+        return scope.run(self._handle_request(ctx.observed_by(scope), record, message))
 
     async def _handle_request(self, ctx: RequestContext, record: SessionRecord, message: Message) -> AsyncGenerator[Event, None]:
         """Everything to send back for one request, the response last. A failure before anything
@@ -109,7 +109,7 @@ class Pipeline:
         params = message.get("params") or {}
         target = self.targets.known(method, params)
         if target is not None:
-            telemetry.note_route(target)  # A refusal (rate limit, scope) counts under the namespace asked for.
+            ctx.observer.route(target)  # A refusal (rate limit, scope) counts under the namespace asked for.
         await self.rate_limit(ctx, target)
         if method == "ping":
             yield Event(result_response(message["id"], {}))

@@ -57,7 +57,7 @@ class Relay:
         entry = self.in_flight.get(record.id, message["id"])
         if entry is not None:
             entry.namespace = ns.name  # Where a cancellation must go.
-        async with aclosing(self.upstreams.call(record, ns, message, ctx.headers)) as events:
+        async with aclosing(self.upstreams.call(record, ns, message, ctx.headers, ctx.observer)) as events:
             async for event in events:
                 out = await self.relay(record, ns, event)
                 if out is not None:
@@ -67,7 +67,8 @@ class Relay:
         """Send a request to several namespaces; their answers are not the client's."""
 
         async def one(ns: Namespace) -> None:
-            async for _ in self.upstreams.call(record, ns, {**message, "id": f"gateway-{secrets.token_hex(4)}"}, ctx.headers):
+            request = {**message, "id": f"gateway-{secrets.token_hex(4)}"}
+            async for _ in self.upstreams.call(record, ns, request, ctx.headers, ctx.observer):
                 pass
 
         await asyncio.gather(*(one(ns) for ns in namespaces), return_exceptions=True)

@@ -85,7 +85,7 @@ class Sessions:
         scope = telemetry.RequestScope(ctx, message)
         with scope.active():
             try:
-                record, response = await self._initialize(ctx, message, scope)
+                record, response = await self._initialize(ctx.observed_by(scope), message, scope)
             except Exception as error:
                 scope.fail(error)
                 raise

@@ -23,6 +23,7 @@ from app.core.background import BackgroundTasks
 from app.core.events import Event
 from app.core.jsonrpc import ErrorCode, Message, is_response
 from app.pipeline.breaker import CircuitOpen, Permit
+from app.pipeline.context import RequestObserver
 from app.pipeline.hub import Bindings
 from app.pipeline.replica import Replica
 from app.pipeline.routing import Namespace
@@ -94,10 +95,7 @@ class Upstreams:
 
     @staticmethod
     def circuit_open(ns: Namespace) -> CircuitOpen:
-        """The refusal when every replica's circuit is open. It is the namespace's failure, not
-        the gateway's: the request is labelled with the namespace (no replica served it), so the
-        errors of a namespace behind open circuits show under its name."""
-        telemetry.note_route(ns.name)
+        """The refusal when every replica's circuit is open."""
         waits = [b.breaker.retry_after() for b in ns.replicas]
         return CircuitOpen(ns.name, min(waits) if waits else 1.0)
 
@@ -186,11 +184,15 @@ class Upstreams:
         return replica, fresh, permit
 
     # -- calls --------------------------------------------------------------------------------
-    async def call(self, record: SessionRecord, ns: Namespace, message: Message, headers: dict[str, str]) -> AsyncGenerator[Event, None]:
+    async def call(
+        self, record: SessionRecord, ns: Namespace, message: Message, headers: dict[str, str], observer: RequestObserver
+    ) -> AsyncGenerator[Event, None]:
         """Send a request; yield what comes back. Moves to another replica when the first refused
         the connection (the request was never sent), re-opens a forgotten upstream session once,
         and retries a read-only request once on another replica after a backend failure, as long
-        as nothing has been relayed yet."""
+        as nothing has been relayed yet. `observer` learns the namespace and replica of each
+        attempt; behind open circuits, the namespace alone: it is the namespace's failure, not
+        the gateway's, so the errors of a namespace behind open circuits show under its name."""
         stale: UpstreamBinding | None = None
         reopened = moved = False
         request_id = message.get("id")
@@ -198,9 +200,14 @@ class Upstreams:
         read_only = method in RETRYABLE_READS
         user = record.subject
         while True:
-            replica, binding, permit = await self._binding(record, ns, headers, stale)
+            try:
+                replica, binding, permit = await self._binding(record, ns, headers, stale)
+            except CircuitOpen:
+                observer.route(ns.name)
+                raise
             replica.in_flight += 1
             started = False
+            observer.route(ns.name, replica.name)
             span = telemetry.start_span(telemetry.BACKEND_CALL, namespace=ns.name, backend=replica.name, user=user, method=method)
             # W3C trace context of this call, as HTTP headers and in params._meta (any transport).
             outgoing, sent_headers = telemetry.carry(span, message, headers)

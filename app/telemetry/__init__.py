@@ -28,9 +28,9 @@ from app.telemetry.labels import (
     UserLabel,
     method_label,
 )
-from app.telemetry.requests import RequestScope, current_request, request_refused
+from app.telemetry.requests import RequestScope, request_refused
 from app.telemetry.setup import Telemetry, TelemetryError, setup
-from app.telemetry.state import current_instruments, note_route, tracer
+from app.telemetry.state import current_instruments, tracer
 from app.telemetry.tracing import (
     AUTH_VALIDATE,
     BACKEND_CALL,
@@ -110,12 +110,10 @@ __all__ = [
     "breaker_states",
     "carry",
     "current_instruments",
-    "current_request",
     "current_trace_ids",
     "extract",
     "fail",
     "method_label",
-    "note_route",
     "rate_limit_failopen",
     "rate_limit_remaining",
     "redis_operation",

@@ -1,12 +1,15 @@
 """One JSON-RPC request's telemetry: its `gateway.handleRequest` span, its metrics, its log line.
 
-A request is counted exactly once: by the pipeline when it answers (`RequestScope.run` around
-the pipeline's events, or `finish`), or by the edge when the edge refuses it before the pipeline
-(`request_refused`). The scope's span is current only while pipeline code runs (attached around
-each step of the pipeline's async generator, detached before each event goes to the transport),
-so it never leaks into a transport's own tasks, however the transport consumes the events.
-What the caller chose (its id, tool, prompt or resource name, method) is capped (`app.telemetry.logs.cap`)
-before it becomes a span attribute, a metric attribute or a log field.
+A `RequestScope` is the request's observer. The pipeline creates one for each request it answers
+and hands it explicitly to the steps that learn where the request goes (`route`: the namespace it
+asked for, the replica a backend call went to); the request ends in one place, `finish`, once.
+The edge counts only what it refuses itself, before or without the pipeline (`request_refused`):
+an error raised by the pipeline's request steps was already counted there, and the edge answers it
+without counting it again. The scope's span is current only while pipeline code runs (attached
+around each step of the pipeline's async generator, detached before each event goes to the
+transport), so it never leaks into a transport's own tasks, however the transport consumes the
+events. What the caller chose (its id, tool, prompt or resource name, method) is capped
+(`app.telemetry.logs.cap`) before it becomes a span attribute, a metric attribute or a log field.
 """
 
 from __future__ import annotations
@@ -33,12 +36,10 @@ from app.telemetry.labels import (
     method_label,
 )
 from app.telemetry.logs import cap
-from app.telemetry.state import REQUEST_SCOPE, current_instruments, current_scope, tracer
+from app.telemetry.state import current_instruments, tracer
 from app.telemetry.tracing import HANDLE_REQUEST, extract
 
 log = logging.getLogger("mcp_gateway.requests")
-
-_RECORDED = "_mcp_telemetry_recorded"
 
 
 class Caller(Protocol):
@@ -52,12 +53,6 @@ class Caller(Protocol):
     def client_address(self) -> str | None: ...
     @property
     def headers(self) -> Mapping[str, str] | None: ...
-
-
-def current_request() -> RequestScope | None:
-    """The request whose pipeline code is running now, if any."""
-    scope = current_scope()
-    return scope if isinstance(scope, RequestScope) else None
 
 
 def _error_kind(code: Any) -> str:
@@ -157,12 +152,12 @@ class RequestScope:
         parent = extract(message, ctx.headers)
         start_time = None if started is None else time.time_ns() - int((time.perf_counter() - started) * 1e9)
         self.span = tracer().start_span(HANDLE_REQUEST, context=parent, kind=SpanKind.SERVER, attributes=attributes, start_time=start_time)
-        self.context = otel_context.set_value(REQUEST_SCOPE, self, trace.set_span_in_context(self.span, parent))
+        self.context = trace.set_span_in_context(self.span, parent)
 
     # -- while the request runs ------------------------------------------------------------------
     @contextmanager
     def active(self) -> Iterator[RequestScope]:
-        """Make this request's span (and scope) current for the block."""
+        """Make this request's span current for the block."""
         token = otel_context.attach(self.context)
         try:
             yield self
@@ -170,6 +165,8 @@ class RequestScope:
             otel_context.detach(token)
 
     def route(self, namespace: str, backend: str | None = None) -> None:
+        """The namespace (and replica) serving the request: its metrics' and span's labels.
+        Several different ones (a list merged across namespaces) are labelled `_gateway`."""
         self.namespace = namespace if self.namespace in (None, namespace) else GATEWAY
         if backend is not None:
             self.backend = backend if self.backend in (None, backend) else GATEWAY
@@ -189,7 +186,7 @@ class RequestScope:
     async def run(self, events: AsyncGenerator[Event, None]) -> AsyncGenerator[Event, None]:
         """Relay the pipeline's events, with this scope current while the
         pipeline works, and finish when the response to the request passes (or when the pipeline
-        raises: the error is recorded, marked as such, and propagates)."""
+        raises: the error is recorded and propagates, for the edge to answer)."""
         try:
             while True:
                 token = otel_context.attach(self.context)
@@ -215,10 +212,9 @@ class RequestScope:
 
     # -- the end ---------------------------------------------------------------------------------
     def fail(self, error: BaseException) -> None:
-        """The request failed with `error`, which propagates to the edge: count it here, once."""
+        """The request failed with `error` (which propagates to the edge, to be answered there)."""
         if isinstance(error, GatewayError):
             self.finish(error_response(self.request_id, error))
-            setattr(error, _RECORDED, True)
         else:
             self.finish(None, type(error).__name__)
 
@@ -322,19 +318,14 @@ def _outcome(response: dict[str, Any] | None, error_type: str | None) -> _Outcom
     return _Outcome(SUCCESS, error_type, tool_error, None, None)
 
 
-def already_recorded(error: BaseException) -> bool:
-    return bool(getattr(error, _RECORDED, False))
-
-
 def request_refused(
     protocol: str, message: dict[str, Any] | None, error: BaseException, started: float | None = None, ctx: Caller | None = None
 ) -> None:
     """The edge refused a request before (or without) the pipeline answering it: a malformed or
     unacceptable message, an unknown session, a missing credential. Counted once; notifications
     and responses are not requests and are not counted. `ctx` is the request context when the
-    edge got as far as building one (else the caller is counted as `anonymous`)."""
-    if already_recorded(error):
-        return
+    edge got as far as building one (else the caller is counted as `anonymous`). Not for an error
+    the pipeline's request steps raised: those requests were counted by their own scope."""
     if message is not None and not ("method" in message and "id" in message):
         return
     scope = RequestScope(ctx if ctx is not None else _EdgeContext(protocol), message, started=started)

@@ -7,9 +7,6 @@ without any).
 
 from __future__ import annotations
 
-from typing import Any
-
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.metrics import NoOpMeter
 
@@ -17,8 +14,6 @@ from app.telemetry.instruments import Instruments
 from app.telemetry.labels import DEFAULT_USER_LABEL, UserLabelMode
 
 SCOPE = "mcp_gateway"
-#: Where the running request's RequestScope lives in the OpenTelemetry context.
-REQUEST_SCOPE = otel_context.create_key("mcp_gateway.request_scope")
 
 _instruments: Instruments | None = None
 _tracer: trace.Tracer = trace.NoOpTracer()
@@ -47,16 +42,3 @@ def install(new_instruments: Instruments | None, new_tracer: trace.Tracer | None
 def disabled_instruments(user_label: UserLabelMode = DEFAULT_USER_LABEL) -> Instruments:
     """Instruments that record nothing (telemetry off), still applying the label rules."""
     return Instruments(NoOpMeter(SCOPE), user_label)
-
-
-def current_scope() -> Any:
-    """The RequestScope of the request whose pipeline code runs now, if any."""
-    return otel_context.get_value(REQUEST_SCOPE)
-
-
-def note_route(namespace: str, backend: str | None = None) -> None:
-    """Tell the running request which namespace (and replica) served it; several different ones
-    (a list merged across namespaces) are labelled `_gateway`."""
-    scope = current_scope()
-    if scope is not None:
-        scope.route(namespace, backend)

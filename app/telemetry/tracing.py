@@ -19,7 +19,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from app.telemetry.logs import cap
-from app.telemetry.state import current_instruments, note_route, tracer
+from app.telemetry.state import current_instruments, tracer
 
 # The span names of docs/telemetry.md ("Traces"), and the router's.
 HANDLE_REQUEST = "gateway.handleRequest"
@@ -56,13 +56,10 @@ def start_span(name: str, kind: SpanKind | None = None, **attributes: Any) -> Sp
     """Start a span, child of the current one, without making it current; end it with `.end()`.
 
     For work that spans `yield`s of an async generator (a backend call relaying a stream), where
-    making the span current would leak it into the consumer's code. A `backend.call` span also
-    tells the running request which namespace and replica serve it (its metrics' labels).
+    making the span current would leak it into the consumer's code.
     """
     if kind is None:
         kind = SpanKind.CLIENT if name in _CLIENT_SPANS else SpanKind.INTERNAL
-    if name == BACKEND_CALL and isinstance(attributes.get("namespace"), str):
-        note_route(attributes["namespace"], attributes.get("backend"))
     return tracer().start_span(name, kind=kind, attributes=span_attributes(attributes))
 
 

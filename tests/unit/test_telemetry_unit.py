@@ -37,6 +37,7 @@ from app.telemetry.logs import REDACTED, JsonFormatter, scrub
 from app.telemetry.requests import RequestScope, request_refused
 from tests.support import LOOPBACK, free_port
 from tests.support.certs import self_signed_certificate
+from tests.support.inprocess import AsgiSession, text_of
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -246,7 +247,9 @@ def test_a_request_gets_a_server_span_child_of_the_callers_context_metrics_and_o
     scope = RequestScope(Ctx(), request, "sess-1", "2025-11-25")
 
     async def pipeline() -> Any:
-        # Pipeline code sees its request: the backend call names the namespace and replica.
+        # The pipeline tells the request's observer the namespace and replica; its backend call's
+        # span is a child of the request's span.
+        scope.route("web", "web-1")
         telemetry.start_span(telemetry.BACKEND_CALL, namespace="web", backend="web-1", user="alice").end()
         yield Event({"jsonrpc": "2.0", "method": "notifications/progress", "params": {}})
         yield Event({"jsonrpc": "2.0", "id": 7, "result": {"content": [], "isError": True}})
@@ -353,14 +356,40 @@ def test_a_refused_caller_is_a_client_error_and_a_tool_that_answered_isError_a_s
     assert statuses == [("other", "client_error"), ("tools/call", "success")]
 
 
-def test_a_refusal_raised_by_the_pipeline_is_counted_once(recording: Recording) -> None:
+def test_a_span_started_for_a_backend_call_does_not_label_the_request(recording: Recording) -> None:
+    """Only the request's observer learns where it went (no side channel through the context)."""
+    scope = RequestScope(Ctx(), {"jsonrpc": "2.0", "id": 1, "method": "tools/call"})
+
+    async def pipeline() -> Any:
+        telemetry.start_span(telemetry.BACKEND_CALL, namespace="web", backend="web-1").end()
+        yield Event({"jsonrpc": "2.0", "id": 1, "result": {}})
+
+    asyncio.run(_drain(scope, pipeline()))
+    [count] = recording.points("mcp_gateway_requests_total")
+    assert count.attributes["namespace"] == "_gateway"
+
+
+async def test_a_request_the_pipeline_refused_is_counted_once_like_one_the_edge_refused(recording: Recording, two: AsgiSession) -> None:
+    refused = await two.request("tools/call", {"name": "alpha__echo", "arguments": "not an object"})  # by the pipeline
+    assert refused.json()["error"]["code"] == -32602 and refused.json()["id"] == two.next_id
+    unknown = await two.request("tools/list", mcp_session_id="no-such-session")  # by the edge
+    assert unknown.status_code == 404
+    counts = sorted((p.attributes["method"], p.attributes["status"], p.value) for p in recording.points("mcp_gateway_requests_total"))
+    assert counts == [("initialize", "success", 1), ("tools/call", "client_error", 1), ("tools/list", "client_error", 1)]
+
+
+async def test_a_requests_metrics_carry_the_namespace_and_replica_that_served_it(recording: Recording, two: AsgiSession) -> None:
+    assert text_of(await two.tool("beta__echo", text="hi")) == "hi"
+    [count] = [p for p in recording.points("mcp_gateway_requests_total") if p.attributes["method"] == "tools/call"]
+    assert (count.attributes["namespace"], count.attributes["status"]) == ("beta", "success")
+    [latency] = [p for p in recording.points("mcp_gateway_request_duration_seconds") if p.attributes["method"] == "tools/call"]
+    assert (latency.attributes["namespace"], latency.attributes["backend"]) == ("beta", "beta-1")
+
+
+def test_the_edges_refusals_count_requests_only(recording: Recording) -> None:
     from app.core.jsonrpc import ErrorCode, GatewayError
 
-    refusal = GatewayError(ErrorCode.RATE_LIMITED, "Rate limited", http_status=429)
-    message = {"jsonrpc": "2.0", "id": 3, "method": "tools/call"}
-    with pytest.raises(GatewayError):
-        asyncio.run(_drain(RequestScope(Ctx(), message), _events(fail=refusal)))
-    request_refused("http", message, refusal)  # The edge sees it again: not counted twice.
+    request_refused("http", {"jsonrpc": "2.0", "id": 3, "method": "tools/call"}, GatewayError(ErrorCode.RATE_LIMITED, "x"))
     request_refused("http", None, GatewayError(ErrorCode.PARSE_ERROR, "Parse error"))  # Unparsed: counted.
     request_refused("http", {"jsonrpc": "2.0", "method": "notifications/x"}, GatewayError(ErrorCode.INVALID_REQUEST, "x"))
     counts = sorted((p.attributes["method"], p.value) for p in recording.points("mcp_gateway_requests_total"))
@@ -382,7 +411,6 @@ def test_pipeline_context_does_not_leak_into_the_consumer(recording: Recording) 
         return seen
 
     assert asyncio.run(consume()) == [False, False]
-    assert telemetry.current_request() is None
 
 
 # -- Redis timing ------------------------------------------------------------------------------------
