@@ -20,6 +20,7 @@ from app.edge.client_address import ClientResolver
 from app.edge.http import StreamableHttp
 from app.edge.origin import OriginPolicy
 from app.edge.probes import Probes
+from app.edge.services import EdgeServices
 from app.edge.websocket import WebSocketEdge
 from app.pipeline.catalogue import Catalogue
 from app.pipeline.context import RequestContext
@@ -103,25 +104,10 @@ def assemble(config: GatewayConfig, telemetry: Telemetry | None = None) -> Gatew
     limiter = RateLimiter.from_config(config)
     namespaces = build_namespaces(config)
     pipeline, lifecycle = build_pipeline(config, store, namespaces, hub, limiter)
-    http = StreamableHttp(
-        pipeline,
-        policy=policy,
-        clients=clients,
-        auth=auth,
-        drain=drain,
-        max_body_bytes=config.max_body_bytes,
-        max_streams_per_principal=config.max_streams_per_principal,
-    )
+    services = EdgeServices(pipeline, policy, clients, auth, drain, config.max_body_bytes)
+    http = StreamableHttp(services, max_streams_per_principal=config.max_streams_per_principal)
     websocket = WebSocketEdge(
-        pipeline,
-        policy=policy,
-        clients=clients,
-        auth=auth,
-        drain=drain,
-        hub=hub,
-        max_body_bytes=config.max_body_bytes,
-        max_in_flight_per_connection=config.max_in_flight_per_connection,
-        session_ttl=store.session_ttl,
+        services, hub=hub, max_in_flight_per_connection=config.max_in_flight_per_connection, session_ttl=store.session_ttl
     )
     probes = Probes(store, namespaces, drain, redis_configured=bool(config.redis_url), started=lambda: lifecycle.ready)
 

@@ -19,17 +19,13 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app import telemetry
-from app.auth import Authenticator
 from app.core import jsonrpc
 from app.core.events import Event
 from app.core.jsonrpc import ErrorCode, GatewayError, Message
 from app.core.protocol import SESSION_HEADER, SUPPORTED_VERSIONS, VERSION_HEADER
 from app.edge import sse
-from app.edge.client_address import ClientResolver
-from app.edge.origin import OriginPolicy
+from app.edge.services import Edge, EdgeServices
 from app.pipeline.context import RequestContext
-from app.pipeline.dispatch import Pipeline
-from app.pipeline.drain import Drain
 from app.state import SessionRecord
 
 log = logging.getLogger("mcp_gateway.http")
@@ -79,27 +75,12 @@ class _HeldStream(StreamingResponse):
             self.release()
 
 
-class StreamableHttp:
+class StreamableHttp(Edge):
     """The `/mcp` endpoint: the edge's checks (origin, headers, body, authentication), then the
     pipeline."""
 
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        *,
-        policy: OriginPolicy,
-        clients: ClientResolver,
-        auth: Authenticator,
-        drain: Drain,
-        max_body_bytes: int,
-        max_streams_per_principal: int,
-    ):
-        self.pipeline = pipeline
-        self.policy = policy
-        self.clients = clients
-        self.auth = auth
-        self.drain = drain
-        self.max_body = max_body_bytes
+    def __init__(self, services: EdgeServices, *, max_streams_per_principal: int):
+        super().__init__(services)
         self.max_streams = max_streams_per_principal
         #: Standalone streams open on this replica, per principal: one caller holding hundreds
         #: would otherwise take every upstream stream connection from everyone else.

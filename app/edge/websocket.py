@@ -15,15 +15,12 @@ from contextlib import aclosing
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app import telemetry
-from app.auth import Authenticator, Principal
+from app.auth import Principal
 from app.core import jsonrpc
 from app.core.jsonrpc import ErrorCode, GatewayError, Message
-from app.edge.client_address import ClientResolver
 from app.edge.http import error_http
-from app.edge.origin import OriginPolicy
+from app.edge.services import Edge, EdgeServices
 from app.pipeline.context import RequestContext
-from app.pipeline.dispatch import Pipeline
-from app.pipeline.drain import Drain
 from app.pipeline.hub import Hub
 from app.state import SessionRecord
 from app.telemetry.logs import cap
@@ -47,30 +44,13 @@ def max_frame_bytes(max_body_bytes: int) -> int:
     return 2 * max_body_bytes
 
 
-class WebSocketEdge:
+class WebSocketEdge(Edge):
     """The `/ws` endpoint: the edge's checks (origin, subprotocol, draining, authentication), then
     one `WebSocketConnection` per client."""
 
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        *,
-        policy: OriginPolicy,
-        clients: ClientResolver,
-        auth: Authenticator,
-        drain: Drain,
-        hub: Hub,
-        max_body_bytes: int,
-        max_in_flight_per_connection: int,
-        session_ttl: float,
-    ):
-        self.pipeline = pipeline
-        self.policy = policy
-        self.clients = clients
-        self.auth = auth
-        self.drain = drain
+    def __init__(self, services: EdgeServices, *, hub: Hub, max_in_flight_per_connection: int, session_ttl: float):
+        super().__init__(services)
         self.hub = hub
-        self.max_body = max_body_bytes
         self.max_in_flight = max_in_flight_per_connection
         self.session_ttl = session_ttl
 
