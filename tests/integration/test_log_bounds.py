@@ -67,6 +67,8 @@ def test_a_megabyte_id_and_tool_name_make_bounded_log_lines_and_spans(stack: Sta
     wait_until(lambda: any(marker in str(s.attributes.get("jsonrpc.request.id")) for s in stack.otlp.spans()), timeout=30)
     spans = [s for s in stack.otlp.spans() if marker in str(s.attributes.get("jsonrpc.request.id"))]
     assert all(len(str(value)) < LINE_BOUND for span in spans for value in span.attributes.values())
+    # Log records are exported in batches of their own, after the spans: wait for them too.
+    wait_until(lambda: any(marker in json.dumps([r.body, r.attributes], default=str) for r in stack.otlp.logs()), timeout=30)
     records = [r for r in stack.otlp.logs() if marker in json.dumps([r.body, r.attributes], default=str)]
     assert records and all(len(json.dumps([r.body, r.attributes], default=str)) < LINE_BOUND for r in records)
 
