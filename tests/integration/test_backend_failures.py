@@ -4,7 +4,6 @@ session carry on."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import sys
@@ -32,6 +31,7 @@ from tests.support import (
     wait_until_async,
 )
 from tests.support.mcp_http import RawSession, messages, parse_sse
+from tests.support.process import stdio_backend_pids
 
 
 def closed_port_url(scheme: str = "http") -> str:
@@ -234,27 +234,9 @@ def test_sessions_are_spread_across_live_replicas(stack: Stack, namespace: str, 
 # -- stdio process killed -------------------------------------------------------------------------
 
 
-def stdio_pids(name: str, parent: int) -> list[int]:
-    """Processes running everything.py --name NAME whose parent is `parent` (the gateway)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().split(b"\0")
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        ppid = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("PPid:")), None)
-        named = any(a == b"--name" and b == name.encode() for a, b in itertools.pairwise(args))
-        if named and ppid == parent and any(a.endswith(b"everything.py") for a in args):
-            found.append(int(entry.name))
-    return found
-
-
 def wait_for_pid(name: str, gateway: GatewayProc, other_than: int | None = None) -> int:
     def one() -> int | None:
-        pids = [pid for pid in stdio_pids(name, gateway.proc.pid or -1) if pid != other_than]
+        pids = [pid for pid in stdio_backend_pids(name, gateway.proc.pid or -1) if pid != other_than]
         return pids[0] if len(pids) == 1 else None
 
     return wait_until(one, timeout=10, message=f"stdio backend {name} running under the gateway")
@@ -339,7 +321,7 @@ def test_killed_idle_stdio_backend_is_restarted_on_the_next_calls(stdio_gateway:
         assert new_pid != pid
         # The restarted process serves every session, not only the one that noticed.
         assert text_of(call_tool(other, "local__whoami")) == name
-        assert stdio_pids(name, gateway.proc.pid or -1) == [new_pid]
+        assert stdio_backend_pids(name, gateway.proc.pid or -1) == [new_pid]
     finally:
         raw.close()
         other.close()
@@ -355,7 +337,7 @@ def test_slow_starting_stdio_backend_with_a_short_timeout(gateway: Callable[...,
     try:
         for attempt in range(3):
             assert text_of(call_tool(raw, "cold__echo", {"text": f"warm {attempt}"})) == f"warm {attempt}"
-        assert len(stdio_pids(name, gw.proc.pid or -1)) == 1
+        assert len(stdio_backend_pids(name, gw.proc.pid or -1)) == 1
         assert_names_namespace(call_tool(raw, "cold__slow", {"seconds": 5}), "cold", -32051)
     finally:
         raw.close()

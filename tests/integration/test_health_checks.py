@@ -4,7 +4,6 @@ backend processes killed and restarted and no client traffic at all."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from tests.support import (
     wait_until,
 )
 from tests.support.guard import kill, metric, metrics_env, start_together
+from tests.support.process import stdio_backend_pids
 
 FAST_HEALTH = {"interval_seconds": 0.3, "timeout_seconds": 2}
 
@@ -88,21 +88,6 @@ def test_health_and_the_gauge_follow_replicas_going_down_and_coming_back(
     assert '"message":"backend unhealthy' in log and '"message":"backend healthy"' in log
 
 
-def _stdio_children(gateway: GatewayProc, name: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().split(b"\0")
-            ppid = next(int(line.split()[1]) for line in (entry / "status").read_text().splitlines() if line.startswith("PPid:"))
-        except (OSError, StopIteration):
-            continue
-        if ppid == gateway.proc.pid and any(a == b"--name" and b == name.encode() for a, b in itertools.pairwise(args)):
-            found.append(int(entry.name))
-    return found
-
-
 def test_a_shared_connection_is_pinged_on_the_connection_and_a_dead_child_is_restarted(gateway: Callable[..., GatewayProc]) -> None:
     import os
     import signal
@@ -110,11 +95,13 @@ def test_a_shared_connection_is_pinged_on_the_connection_and_a_dead_child_is_res
     gw = gateway(
         {"health_checks": FAST_HEALTH, "namespaces": {"local": {"backends": [{"name": "local-1", "command": stdio_command("pinged")}]}}}
     )
-    first = wait_until(lambda: (pids := _stdio_children(gw, "pinged")) and len(pids) == 1 and pids[0], timeout=10, message="stdio child")
+    first = wait_until(
+        lambda: (pids := stdio_backend_pids("pinged", gw.proc.pid or -1)) and len(pids) == 1 and pids[0], timeout=10, message="stdio child"
+    )
     os.kill(first, signal.SIGKILL)
     # The next ping finds the connection gone and reconnects: a new child, with no client call.
     replacement = wait_until(
-        lambda: (pids := [p for p in _stdio_children(gw, "pinged") if p != first]) and pids[0],
+        lambda: (pids := [p for p in stdio_backend_pids("pinged", gw.proc.pid or -1) if p != first]) and pids[0],
         timeout=10,
         message="stdio child restarted by the health check",
     )

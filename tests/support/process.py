@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -106,3 +107,21 @@ class ManagedProcess:
             os.killpg(self._popen.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def stdio_backend_pids(name: str, parent: int) -> list[int]:
+    """Processes running everything.py --name NAME whose parent is `parent` (a gateway)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        ppid = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("PPid:")), None)
+        named = any(a == b"--name" and b == name.encode() for a, b in itertools.pairwise(args))
+        if named and ppid == parent and any(a.endswith(b"everything.py") for a in args):
+            found.append(int(entry.name))
+    return found
